@@ -1,0 +1,174 @@
+"""The run store: caching by fingerprint, atomic writes, and damaged artifacts rebuilt."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from phi1lib import pipeline
+from phi1lib.profiles import load_profile
+from phi1lib.runstore import RunStore
+
+CALLS: list[str] = []
+
+
+def _write_numbers(ctx: pipeline.StageContext) -> dict:
+    CALLS.append("numbers")
+    n = ctx.profile.pretrain.steps
+    (ctx.out / "numbers.json").write_text(json.dumps(list(range(n))))
+    return {"n": n}
+
+
+def _write_total(ctx: pipeline.StageContext) -> dict:
+    CALLS.append("total")
+    numbers = ctx.inputs["numbers"].json("numbers.json")
+    (ctx.out / "total.json").write_text(json.dumps(sum(numbers)))
+    return {"total": sum(numbers)}
+
+
+NUMBERS = pipeline.Stage(
+    name="numbers", build=_write_numbers, config=lambda p: {"steps": p.pretrain.steps}
+)
+TOTAL = pipeline.Stage(name="total", build=_write_total, config=lambda p: {}, needs=("numbers",))
+
+
+@pytest.fixture
+def stages(monkeypatch):
+    monkeypatch.setattr(
+        pipeline, "STAGES", {"numbers": f"{__name__}:NUMBERS", "total": f"{__name__}:TOTAL"}
+    )
+    CALLS.clear()
+
+
+def test_upstream_is_built_then_cached(stages, runs_root):
+    profile = load_profile("tiny", use_env=False)
+    artifact = pipeline.run("total", profile)
+    assert artifact.json("total.json") == sum(range(profile.pretrain.steps))
+    assert CALLS == ["numbers", "total"]
+    again = pipeline.run("total", profile)
+    assert CALLS == ["numbers", "total"]  # nothing rebuilt
+    assert again.fingerprint == artifact.fingerprint
+    manifest = artifact.manifest
+    assert manifest["inputs"]["numbers"] == pipeline.run("numbers", profile).fingerprint
+    assert manifest["counts"] == {"total": sum(range(profile.pretrain.steps))}
+    assert "torch" in manifest["versions"] and manifest["wall_time_s"] >= 0
+    assert set(manifest["files"]) == {"total.json"}
+
+
+def test_config_change_rebuilds_only_what_depends_on_it(stages, runs_root):
+    pipeline.run("total", load_profile("tiny", use_env=False))
+    CALLS.clear()
+    changed = load_profile("tiny", overrides={"pretrain.steps": 5}, use_env=False)
+    assert pipeline.run("total", changed).json("total.json") == 10
+    assert CALLS == ["numbers", "total"]
+    CALLS.clear()
+    unrelated = load_profile(
+        "tiny", overrides={"pretrain.steps": 5, "eval.workers": 3}, use_env=False
+    )
+    pipeline.run("total", unrelated)
+    assert CALLS == []
+
+
+def test_profiles_write_separate_folders(stages, runs_root):
+    a = pipeline.run("numbers", load_profile("tiny", use_env=False))
+    b = pipeline.run("numbers", load_profile("smoke", use_env=False))
+    assert a.path != b.path and a.path.parent.name == "tiny" and b.path.parent.name == "smoke"
+    assert a.counts["n"] != b.counts["n"]
+
+
+def test_corrupted_artifact_is_detected_and_rebuilt(stages, runs_root):
+    profile = load_profile("tiny", use_env=False)
+    artifact = pipeline.run("numbers", profile)
+    (artifact.path / "numbers.json").write_text("[1, 2")  # damaged
+    store = RunStore("tiny")
+    assert store.problems("numbers") and store.load("numbers") is None
+    CALLS.clear()
+    rebuilt = pipeline.run("numbers", profile)
+    assert CALLS == ["numbers"]
+    assert rebuilt.json("numbers.json") == list(range(profile.pretrain.steps))
+
+
+def test_missing_manifest_means_not_trusted(stages, runs_root):
+    profile = load_profile("tiny", use_env=False)
+    artifact = pipeline.run("numbers", profile)
+    (artifact.path / "manifest.json").unlink()
+    CALLS.clear()
+    pipeline.run("numbers", profile)
+    assert CALLS == ["numbers"]
+
+
+def test_failed_build_leaves_nothing_behind(stages, runs_root, monkeypatch):
+    def explode(ctx):
+        (ctx.out / "partial.json").write_text("{}")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(
+        sys.modules[__name__], "NUMBERS", pipeline.Stage("numbers", explode, lambda p: {})
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        pipeline.run("numbers", load_profile("tiny", use_env=False))
+    store = RunStore("tiny")
+    assert store.problems("numbers") == ["missing"]
+    assert not any(p.name.startswith(".tmp-") for p in store.root.iterdir())
+
+
+def test_killed_writer_never_leaves_a_trusted_artifact(runs_root, tmp_path):
+    """SIGKILL a process in the middle of a build: the next run sees nothing to trust."""
+    script = tmp_path / "slow_stage.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time
+            from phi1lib import pipeline
+            from phi1lib.profiles import load_profile
+
+            def build(ctx):
+                (ctx.out / "half.bin").write_bytes(b"x" * 1000)
+                print("writing", flush=True)
+                time.sleep(60)
+                return {}
+
+            SLOW = pipeline.Stage("slow", build, lambda p: {})
+            pipeline.STAGES["slow"] = "__main__:SLOW"
+            pipeline.run("slow", load_profile("tiny", use_env=False))
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, env=os.environ.copy()
+    )
+    assert proc.stdout.readline().strip() == b"writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = RunStore("tiny")
+    assert store.load("slow") is None
+    assert store.problems("slow") == ["missing"]
+
+
+def test_status_reports_states(stages, runs_root):
+    profile = load_profile("tiny", use_env=False)
+    rows = {row["stage"]: row["state"] for row in pipeline.status(profile)}
+    assert rows == {"numbers": "missing", "total": "missing"}
+    pipeline.run("total", profile)
+    rows = {row["stage"]: row["state"] for row in pipeline.status(profile)}
+    assert rows == {"numbers": "done", "total": "done"}
+    changed = load_profile("tiny", overrides={"pretrain.steps": 3}, use_env=False)
+    rows = {row["stage"]: row["state"] for row in pipeline.status(changed)}
+    assert rows == {"numbers": "stale", "total": "stale"}
+
+
+def test_cli_status_and_run(stages, runs_root, capsys):
+    from phi1lib.cli import main
+
+    assert main(["run", "total", "--profile", "smoke"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stage"] == "total" and out["counts"]["total"] == sum(range(20))
+    assert main(["status", "--profile", "smoke"]) == 0
+    text = capsys.readouterr().out
+    assert "numbers" in text and "done" in text
