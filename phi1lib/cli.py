@@ -55,6 +55,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from phi1lib import pipeline
+
+    report = pipeline.verify(args.stage, load_profile(args.profile))
+    print(json.dumps(report))
+    return 0 if report["reproduced"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="phi1", description="The phi-1 book's pipeline, from the shell."
@@ -78,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=None)
     run.add_argument("--force", action="store_true", help="rebuild even when up to date")
     run.set_defaults(handler=_run)
+
+    verify = commands.add_parser(
+        "verify", help="rebuild a stage from its stored inputs and compare its files byte for byte"
+    )
+    verify.add_argument("stage")
+    verify.add_argument("--profile", default=None)
+    verify.set_defaults(handler=_verify)
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)

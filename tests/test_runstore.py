@@ -172,3 +172,27 @@ def test_cli_status_and_run(stages, runs_root, capsys):
     assert main(["status", "--profile", "smoke"]) == 0
     text = capsys.readouterr().out
     assert "numbers" in text and "done" in text
+
+
+def test_verify_rebuilds_and_compares(stages, runs_root, monkeypatch):
+    profile = load_profile("tiny", use_env=False)
+    report = pipeline.verify("total", profile)
+    assert report == {**report, "stage": "total", "files": 1, "identical": 1, "reproduced": True}
+    stored = pipeline.run("total", profile)
+    before = stored.manifest["files"]
+
+    def nondeterministic(ctx):
+        (ctx.out / "total.json").write_text(str(len(CALLS)))
+        CALLS.append("total")
+        return {}
+
+    monkeypatch.setattr(
+        sys.modules[__name__],
+        "TOTAL",
+        pipeline.Stage("total", nondeterministic, lambda p: {}, needs=("numbers",)),
+    )
+    report = pipeline.verify("total", profile)
+    assert not report["reproduced"] and report["differing"] == ["total.json"]
+    assert (
+        RunStore("tiny").read_manifest("total")["files"] == before
+    )  # the stored artifact is untouched
