@@ -1,0 +1,248 @@
+"""Program shapes: how many variants of each exercise a dataset holds.
+
+The paper's conclusion asks how one would count "how many variants of each exercise exist and how
+they are distributed" {cite}`gunasekar2023textbooks`. Two programs are variants of one exercise
+when they do the same thing in the same way and differ only in what they are called: the names of
+the function and its variables, the constants, the docstring, the type hints. So we compare
+programs by their abstract syntax tree with exactly those parts erased (its *shape*), which is
+also the representation the paper used for its own decontamination check (§5.2). Two levels of
+"variant" are counted:
+
+* **exact shape**: the erased trees are identical, e.g. ``def add(a, b): return a + b`` and
+  ``def plus(x, y): return x + y``;
+* **similar shape**: every pair in a cluster has shape similarity at least ``threshold``, where
+  similarity is one minus the edit distance between the two erased trees written as strings,
+  over the longer length: the paper's "match rate" τ. Complete linkage guarantees the "every
+  pair" reading, so a cluster is a set of mutual variants and never a chain of small steps.
+
+The unit is a function: exercises hold one function each, textbooks and code files hold several,
+and counting functions lets the four datasets of the pipeline be compared on one scale.
+Introduced in chapter 8 ("Measuring diversity and redundancy").
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Fields that carry type hints or load/store contexts: erased along with names and constants.
+_ERASED_FIELDS = frozenset({"annotation", "returns", "ctx", "type_comment"})
+_HAS_DOCSTRING = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_FENCED_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+_FUNCTION = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def parse_python(text: str) -> ast.Module | None:
+    """The module a text holds: the text itself when it parses, else its fenced code blocks.
+
+    Code files and exercises are plain Python; textbook sections are prose with fenced snippets,
+    of which we keep those that parse. None when no Python can be found.
+    """
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        pass
+    blocks = []
+    for block in _FENCED_BLOCK.findall(text):
+        try:
+            blocks.append(ast.parse(block))
+        except (SyntaxError, ValueError):
+            continue
+    if not blocks:
+        return None
+    return ast.Module(body=[node for block in blocks for node in block.body], type_ignores=[])
+
+
+def function_units(tree: ast.AST) -> list[ast.AST]:
+    """The outermost function definitions of a tree (methods included, nested helpers inside).
+
+    Chapter 8 counts variants per function, so that a code file with ten functions and an
+    exercise with one are measured in the same unit.
+    """
+    found: list[ast.AST] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _FUNCTION):
+                found.append(child)
+            else:
+                visit(child)
+
+    visit(tree)
+    return found
+
+
+def _children(node: ast.AST) -> Iterable[ast.AST]:
+    body = getattr(node, "body", None)
+    skip_first = (
+        isinstance(node, _HAS_DOCSTRING)
+        and isinstance(body, list)
+        and body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    )
+    for field, value in ast.iter_fields(node):
+        if field in _ERASED_FIELDS:
+            continue
+        items = value if isinstance(value, list) else [value]
+        if skip_first and field == "body":
+            items = items[1:]
+        for item in items:
+            if isinstance(item, ast.AST) and not isinstance(item, ast.expr_context):
+                yield item
+
+
+def _node_types() -> list[str]:
+    return sorted(
+        name
+        for name, value in vars(ast).items()
+        if isinstance(value, type) and issubclass(value, ast.AST)
+    )
+
+
+# One character per node type (and two for the brackets), so that a shape is a plain string and
+# edit distance between shapes is edit distance between strings.
+_SYMBOL = {name: chr(0x100 + index) for index, name in enumerate(_node_types())}
+_OPEN, _CLOSE = "(", ")"
+
+
+def shape_tokens(node: ast.AST) -> list[str]:
+    """The erased tree in pre-order: node type names, with each node's children in brackets.
+
+    Names, constants, docstrings and type hints are not AST nodes of their own (or are skipped
+    here), so two programs that differ only in them give the same tokens.
+    """
+    tokens: list[str] = []
+
+    def visit(current: ast.AST) -> None:
+        tokens.append(type(current).__name__)
+        children = list(_children(current))
+        if children:
+            tokens.append(_OPEN)
+            for child in children:
+                visit(child)
+            tokens.append(_CLOSE)
+
+    visit(node)
+    return tokens
+
+
+def shape_of(node: ast.AST) -> str:
+    """The readable shape of a tree, e.g. ``FunctionDef ( arguments ( arg ) Return ( Name ) )``."""
+    return " ".join(shape_tokens(node))
+
+
+def shape_string(node: ast.AST) -> str:
+    """The shape with one character per token: the string that edit distance compares."""
+    return "".join(_SYMBOL.get(token, token) for token in shape_tokens(node))
+
+
+def shape_key(node: ast.AST) -> str:
+    """A short stable hash of the shape, for grouping exact variants."""
+    return hashlib.blake2b(shape_string(node).encode(), digest_size=8).hexdigest()
+
+
+def shape_similarity(shapes: Sequence[str], workers: int = 1) -> np.ndarray:
+    """Pairwise similarity of shape strings: ``1 - edit distance / length of the longer one``.
+
+    This is the paper's syntax-based match rate τ (string edit distance between ASTs, §5.2):
+    1 for identical shapes, near 0 for shapes that share little. ``rapidfuzz`` computes the
+    matrix in C, ``workers`` threads at a time.
+    """
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist
+
+    if not shapes:
+        return np.zeros((0, 0))
+    matrix = cdist(
+        shapes, shapes, scorer=Levenshtein.normalized_similarity, dtype=np.float32, workers=workers
+    )
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def _complete_linkage_labels(similarity: np.ndarray, threshold: float) -> np.ndarray:
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    if len(similarity) == 1:
+        return np.zeros(1, dtype=np.int64)
+    distance = 1.0 - similarity
+    np.fill_diagonal(distance, 0.0)
+    tree = linkage(squareform(distance, checks=False), method="complete")
+    return fcluster(tree, t=1.0 - threshold + 1e-9, criterion="distance") - 1
+
+
+@dataclass(frozen=True)
+class VariantClusters:
+    """Functions grouped into families of variants, by exact shape and by similar shape."""
+
+    exact_labels: np.ndarray
+    similar_labels: np.ndarray
+    threshold: float
+
+    @property
+    def n_units(self) -> int:
+        return len(self.exact_labels)
+
+    @staticmethod
+    def family_sizes(labels: np.ndarray) -> list[int]:
+        """Sizes of the families, largest first."""
+        return sorted(np.bincount(labels).tolist(), reverse=True) if len(labels) else []
+
+    def summary(self) -> dict[str, float | int]:
+        """Counts a chapter table shows: families, the largest one, and how many stand alone."""
+        summary: dict[str, float | int] = {"functions": self.n_units, "threshold": self.threshold}
+        for name, labels in (("exact", self.exact_labels), ("similar", self.similar_labels)):
+            sizes = np.asarray(self.family_sizes(labels), dtype=np.float64)
+            if not len(sizes):
+                continue
+            share = sizes / sizes.sum()
+            summary[f"{name}_families"] = len(sizes)
+            summary[f"{name}_largest_share"] = float(share[0])
+            summary[f"{name}_singleton_share"] = float((sizes == 1).sum() / sizes.sum())
+            summary[f"{name}_effective_families"] = float(np.exp(-(share * np.log(share)).sum()))
+        return summary
+
+
+def cluster_variants(
+    units: Sequence[ast.AST], threshold: float = 0.9, workers: int = 1
+) -> VariantClusters:
+    """Group functions into families of exact-shape and similar-shape variants.
+
+    Identical shapes are collapsed first: complete linkage ignores duplicates, so clustering the
+    distinct shapes and expanding the labels gives the same answer at a fraction of the cost.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    keys = [shape_string(unit) for unit in units]
+    distinct: dict[str, int] = {}
+    representatives: list[ast.AST] = []
+    for key, unit in zip(keys, units, strict=True):
+        if key not in distinct:
+            distinct[key] = len(distinct)
+            representatives.append(unit)
+    exact = np.array([distinct[key] for key in keys], dtype=np.int64)
+    if not representatives:
+        return VariantClusters(exact, exact.copy(), threshold)
+    similarity = shape_similarity([shape_string(unit) for unit in representatives], workers)
+    family_of_shape = _complete_linkage_labels(similarity, threshold)
+    return VariantClusters(exact, family_of_shape[exact], threshold)
+
+
+def functions_in(texts: Iterable[str]) -> tuple[list[ast.AST], int]:
+    """Every function found in the texts, and how many texts held no parsable Python at all."""
+    units: list[ast.AST] = []
+    unparsable = 0
+    for text in texts:
+        tree = parse_python(text)
+        if tree is None:
+            unparsable += 1
+            continue
+        units.extend(function_units(tree))
+    return units, unparsable
