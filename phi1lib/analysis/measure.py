@@ -1,0 +1,149 @@
+"""Every metric of chapter 8 applied to one dataset, on a fixed-size sample.
+
+The four datasets of the pipeline differ in size by orders of magnitude, and most diversity
+metrics grow or shrink with the number of items (a larger sample holds more distinct n-grams in
+total but a smaller share of them, and more room for Vendi score and clusters). So every dataset
+is measured on a deterministic sample of the same number of items, and distinct-n on the same
+number of n-grams. Introduced in chapter 8 ("Measuring diversity and redundancy").
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from phi1lib.analysis.ast_shapes import cluster_variants, functions_in
+from phi1lib.analysis.diversity import (
+    cluster_entropy,
+    distinct_n,
+    nearest_topics,
+    tokens_of,
+    topic_coverage,
+    vendi_score,
+)
+
+DISTINCT_NS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class DiversitySettings:
+    """The knobs of chapter 8; the profile's ``[diversity]`` section fills them."""
+
+    max_items: int = 600  # items sampled from each dataset
+    max_functions: int = 1500  # functions sampled for the shape clustering
+    max_ngrams: int = 50_000  # n-gram budget of distinct-n (lowered to the smallest dataset's)
+    kmeans_clusters: int = 20
+    ast_threshold: float = 0.9  # the match rate τ above which two functions are variants
+    near_duplicate_threshold: float = 0.7  # MinHash Jaccard threshold of near duplicates
+    workers: int = 2
+    seed: int = 0
+
+    @classmethod
+    def from_section(cls, section: dict) -> DiversitySettings:
+        fields = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in section.items() if key in fields})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_indices(total: int, size: int, seed: int) -> list[int]:
+    """A deterministic random sample of ``size`` indices out of ``total``, in random order.
+
+    The order matters for distinct-n on a budget: the first n-grams counted must not all come
+    from the first files of a dataset.
+    """
+    indices = list(range(total))
+    random.Random(seed).shuffle(indices)
+    return indices[: min(size, total)]
+
+
+def duplicate_shares(texts: Sequence[str], threshold: float) -> dict[str, float]:
+    """Share of items that are exact copies, and near copies, of an earlier item (chapter 1's
+    deduplication: SHA-256 of the normalised text, then MinHash LSH at ``threshold``)."""
+    from phi1lib.dedup import deduplicate
+
+    result = deduplicate(list(texts), threshold=threshold)
+    removed = result.removed_by_reason()
+    n = max(len(texts), 1)
+    return {
+        "exact_duplicate_share": removed["exact"] / n,
+        "near_duplicate_share": removed["near"] / n,
+        "duplicate_share": (removed["exact"] + removed["near"]) / n,
+    }
+
+
+def ngram_count(texts: Sequence[str], n: int) -> int:
+    """How many n-grams the texts hold (what bounds an equal distinct-n budget)."""
+    return sum(max(len(tokens_of(text)) - n + 1, 0) for text in texts)
+
+
+def text_metrics(texts: Sequence[str], settings: DiversitySettings, budget: int) -> dict:
+    """Duplicate shares and distinct-1/2/3 on ``budget`` n-grams."""
+    metrics: dict[str, Any] = duplicate_shares(texts, settings.near_duplicate_threshold)
+    for n in DISTINCT_NS:
+        metrics[f"distinct_{n}"] = distinct_n(texts, n, max_ngrams=budget)
+    metrics["ngram_budget"] = budget
+    return metrics
+
+
+def embedding_metrics(embeddings: np.ndarray, settings: DiversitySettings) -> dict:
+    """Vendi score and k-means cluster spread of the items' embeddings."""
+    spread = cluster_entropy(embeddings, settings.kmeans_clusters, settings.seed)
+    vendi = vendi_score(embeddings)
+    return {
+        "vendi_score": vendi,
+        "vendi_per_item": vendi / len(embeddings),
+        "cluster_effective": spread.effective,
+        "cluster_evenness": spread.evenness,
+        "clusters_used": spread.used,
+    }
+
+
+def shape_metrics(texts: Sequence[str], settings: DiversitySettings) -> tuple[dict, dict]:
+    """Family counts of program shapes, and the family sizes (for the chapter's figure)."""
+    units, unparsable = functions_in(texts)
+    if len(units) > settings.max_functions:
+        keep = sorted(sample_indices(len(units), settings.max_functions, settings.seed))
+        units = [units[i] for i in keep]
+    clusters = cluster_variants(units, settings.ast_threshold, workers=settings.workers)
+    summary = {
+        **clusters.summary(),
+        "texts_without_code": unparsable,
+        "share_without_code": unparsable / max(len(texts), 1),
+    }
+    sizes = {
+        "exact": clusters.family_sizes(clusters.exact_labels),
+        "similar": clusters.family_sizes(clusters.similar_labels),
+    }
+    return summary, sizes
+
+
+def topic_metrics(
+    topics: Sequence[str],
+    *,
+    labels: Sequence[str] | None = None,
+    embeddings: np.ndarray | None = None,
+    topic_embeddings: np.ndarray | None = None,
+) -> dict:
+    """Coverage of the topic list: from the items' own topic labels when they have them, else
+    from the nearest topic in embedding space (then marked ``"assigned": "nearest"``)."""
+    if labels is None:
+        if embeddings is None or topic_embeddings is None:
+            raise ValueError("topic coverage needs labels, or embeddings of items and topics")
+        labels = [topics[i] for i in nearest_topics(embeddings, topic_embeddings)]
+        how = "nearest"
+    else:
+        how = "label"
+    coverage = topic_coverage(labels, topics)
+    return {
+        "assigned": how,
+        "topic_coverage": coverage.coverage,
+        "topic_effective": coverage.spread.effective,
+        "topic_evenness": coverage.spread.evenness,
+        "topic_counts": coverage.counts,
+    }

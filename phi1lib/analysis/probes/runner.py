@@ -1,0 +1,147 @@
+"""Run the probe suite on a model: generate, check, and (with a real teacher) grade.
+
+Generation is chapter 6's (:mod:`phi1lib.evaluation.generation`: batched, greedy, cut at stop
+sequences), execution is the sandbox's, grading is the teacher client's: this module only wires
+them to the probes. Introduced in chapter 7 ("What emerged after fine-tuning").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from phi1lib.analysis.probes.checks import check_structure, program_with_tests
+from phi1lib.analysis.probes.judge import grade_requests, read_grade
+from phi1lib.analysis.probes.report import ProbeOutcome
+from phi1lib.analysis.probes.suite import Probe
+
+# A chat answer ends where the next speaker would begin.
+CHAT_STOPS = ("\nStudent:", "\nSTUDENT:", "\nQuestion:")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How the suite is run; the profile's ``[probes]`` section fills it (chapter 7)."""
+
+    max_new_tokens: int = 128
+    batch_size: int = 16
+    workers: int = 2
+    timeout_s: float = 5.0
+
+    @classmethod
+    def from_section(cls, section: dict) -> ProbeSettings:
+        fields = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in section.items() if key in fields})
+
+
+def stops_for(probe: Probe) -> tuple[str, ...]:
+    """Where a completion of this probe ends: the end of the function, or of the chat turn."""
+    from phi1lib.evaluation.problems import FUNCTION_BODY_STOPS
+
+    return CHAT_STOPS if probe.format == "chat" else FUNCTION_BODY_STOPS
+
+
+def complete_probes(
+    model: str | Path, probes: Sequence[Probe], settings: ProbeSettings, *, progress: bool = True
+) -> tuple[list[str], dict]:
+    """One greedy completion per probe from a model folder (or hub id), and generation stats."""
+    from phi1lib.evaluation.generation import (
+        GenerationStats,
+        SamplingSettings,
+        generate_completions,
+        load_model,
+    )
+
+    lm, tokenizer = load_model(model)
+    stats = GenerationStats(extra={"parameters": sum(p.numel() for p in lm.parameters())})
+    sampling = SamplingSettings(
+        max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size
+    )
+    completions = generate_completions(
+        lm,
+        tokenizer,
+        [probe.prompt for probe in probes],
+        [stops_for(probe) for probe in probes],
+        sampling,
+        progress=progress,
+        stats=stats,
+    )
+    return [samples[0] for samples in completions], stats.to_dict()
+
+
+def check_completions(
+    probes: Sequence[Probe], completions: Sequence[str], settings: ProbeSettings
+) -> list[tuple[bool, str]]:
+    """``(passed, status)`` per probe: tests run in the sandbox, structure checked statically."""
+    from phi1lib.sandbox import SandboxLimits, run_programs
+
+    verdicts: list[tuple[bool, str] | None] = [None] * len(probes)
+    executed = [i for i, probe in enumerate(probes) if probe.check == "tests"]
+    results = run_programs(
+        [program_with_tests(probes[i], completions[i]) for i in executed],
+        limits=SandboxLimits(timeout_s=settings.timeout_s),
+        workers=settings.workers,
+    )
+    for index, result in zip(executed, results, strict=True):
+        verdicts[index] = (bool(result.passed), str(result.status))
+    for index, probe in enumerate(probes):
+        if probe.check == "structure":
+            verdicts[index] = check_structure(probe, completions[index])
+    return [verdict for verdict in verdicts if verdict is not None]
+
+
+def grade_completions(
+    endpoint,
+    probes: Sequence[Probe],
+    completions: Sequence[str],
+    label: str,
+    cache_dir: Path | None,
+) -> tuple[list[float | None], dict]:
+    """The judge's 0-10 grade per probe (None where it gave none), and the job's report."""
+    from phi1lib.teacher.client import run_requests
+
+    report = run_requests(endpoint, grade_requests(probes, completions, label), cache_dir)
+    return [read_grade(result) for result in report.results], report.to_dict()
+
+
+def run_probe_suite(
+    model: str | Path,
+    probes: Sequence[Probe],
+    label: str,
+    settings: ProbeSettings,
+    *,
+    judge_endpoint=None,
+    judge_cache: Path | None = None,
+    progress: bool = True,
+) -> tuple[list[ProbeOutcome], dict]:
+    """Every probe answered by ``model`` and checked; graded too when a judge endpoint is given.
+
+    Returns the outcomes (in probe order) and a dict of what it cost (generation stats, and the
+    judge's job report when there was one).
+    """
+    completions, stats = complete_probes(model, probes, settings, progress=progress)
+    verdicts = check_completions(probes, completions, settings)
+    grades: list[float | None] = [None] * len(probes)
+    costs: dict = {"generation": stats}
+    if judge_endpoint is not None:
+        grades, costs["judge"] = grade_completions(
+            judge_endpoint, probes, completions, label, judge_cache
+        )
+    outcomes = [
+        ProbeOutcome(
+            model=label,
+            probe_id=probe.id,
+            category=probe.category,
+            completion=completion,
+            passed=passed,
+            status=status,
+            group=probe.group,
+            perturbation=probe.perturbation,
+            grade=grade,
+        )
+        for probe, completion, (passed, status), grade in zip(
+            probes, completions, verdicts, grades, strict=True
+        )
+    ]
+    return outcomes, costs

@@ -1,0 +1,228 @@
+"""The run-store stages of chapters 7 and 8: ``probes`` and ``diversity``.
+
+``probes`` runs the probe suite on the pretrained (base) and the fine-tuned model of a profile,
+plus the fine-tuned models of the profiles named in ``probes.compare_profiles`` when their run
+store holds one (other sizes). ``diversity`` measures the four datasets of the pipeline side by
+side. Both write JSON that the chapters read. Introduced in chapters 7 and 8.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from phi1lib.analysis.measure import (
+    DISTINCT_NS,
+    DiversitySettings,
+    embedding_metrics,
+    ngram_count,
+    sample_indices,
+    shape_metrics,
+    text_metrics,
+    topic_metrics,
+)
+from phi1lib.analysis.probes.report import ProbeOutcome, paired_differences, rates_by
+from phi1lib.analysis.probes.runner import ProbeSettings, run_probe_suite
+from phi1lib.analysis.probes.suite import SUITE_FILE, load_suite
+from phi1lib.pipeline import Stage, StageContext
+from phi1lib.profiles import Profile
+from phi1lib.runstore import RunStore, fingerprint
+
+BASE, TUNED = "base", "fine-tuned"
+# The datasets of chapter 8, in pipeline order: (stage, label shown in the chapter).
+DATASETS = (
+    ("raw_code", "raw code"),
+    ("filtered_code", "filtered code"),
+    ("textbooks", "textbooks"),
+    ("exercises", "exercises"),
+)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=False, default=float))
+
+
+# --- chapter 7: probes -----------------------------------------------------------------------
+
+
+def _judged(profile: Profile) -> bool:
+    return bool(profile.probes.judge) and profile.teacher.endpoint != "local"
+
+
+def compared_models(profile: Profile) -> dict[str, Path]:
+    """Fine-tuned models of other profiles (other sizes) that are built and verified on disk."""
+    found = {}
+    for name in profile.probes.compare_profiles:
+        artifact = RunStore(name).load("finetune")
+        if artifact is not None:
+            found[f"{TUNED} ({name})"] = artifact.path / "model"
+    return found
+
+
+def _probes_config(profile: Profile) -> Mapping[str, Any]:
+    compared = {
+        name: (RunStore(name).read_manifest("finetune") or {}).get("fingerprint")
+        for name in profile.probes.compare_profiles
+    }
+    judge = None
+    if _judged(profile):
+        judge = {key: profile.teacher[key] for key in ("endpoint", "model")}
+    return {
+        "probes": profile.section("probes"),
+        "suite": fingerprint(SUITE_FILE.read_text()),
+        "judge": judge,
+        "compared": compared,
+    }
+
+
+def _models_cached(path: Path) -> dict[str, list[dict]]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def build_probes(ctx: StageContext) -> dict[str, Any]:
+    """Answer, check (and grade) every probe with every model; write outcomes and tables."""
+    profile = ctx.profile
+    probes = load_suite()
+    settings = ProbeSettings.from_section(profile.section("probes"))
+    models = {
+        BASE: ctx.inputs["pretrain"].path / "model",
+        TUNED: ctx.inputs["finetune"].path / "model",
+        **compared_models(profile),
+    }
+    # Finished models survive an interruption: the next build starts with the missing ones.
+    resume = ctx.store.root / ".probes-progress.json"
+    key = fingerprint(
+        {"config": _probes_config(profile), "models": {k: str(v) for k, v in models.items()}}
+    )
+    done = _models_cached(resume).get(key, {})
+    costs: dict[str, Any] = {}
+    judge_cache = ctx.store.root / "teacher-cache" / "probes"
+    for label, path in models.items():
+        if label in done:
+            continue
+        if _judged(profile):
+            from phi1lib.teacher.endpoint import teacher_endpoint
+
+            with teacher_endpoint(profile) as endpoint:
+                outcomes, costs[label] = run_probe_suite(
+                    path, probes, label, settings, judge_endpoint=endpoint, judge_cache=judge_cache
+                )
+        else:
+            outcomes, costs[label] = run_probe_suite(path, probes, label, settings)
+        done[label] = {"outcomes": [o.to_dict() for o in outcomes], "costs": costs[label]}
+        _write_json(resume, {key: done})
+    outcomes = [ProbeOutcome.from_dict(o) for label in models for o in done[label]["outcomes"]]
+    with (ctx.out / "outcomes.jsonl").open("w") as handle:
+        for outcome in outcomes:
+            handle.write(json.dumps(outcome.to_dict()) + "\n")
+    summary = {
+        "models": {
+            label: {"path": str(path), **done[label]["costs"]} for label, path in models.items()
+        },
+        "judged": _judged(profile),
+        "by_category": rates_by(outcomes, "category"),
+        "by_perturbation": rates_by(
+            [o for o in outcomes if o.category == "robustness"], "perturbation"
+        ),
+        "overall": rates_by(outcomes, "all"),
+        "differences": paired_differences(
+            outcomes,
+            BASE,
+            TUNED,
+            resamples=profile.probes.bootstrap_resamples,
+            seed=profile.probes.seed,
+        ),
+    }
+    _write_json(ctx.out / "summary.json", summary)
+    resume.unlink(missing_ok=True)
+    counts: dict[str, Any] = {"probes": len(probes), "models": len(models)}
+    for label in models:
+        counts[f"passed {label}"] = sum(o.passed for o in outcomes if o.model == label)
+    return counts
+
+
+PROBES = Stage(
+    name="probes",
+    build=build_probes,
+    config=_probes_config,
+    needs=("pretrain", "finetune"),
+    version=1,
+    description="the probe suite of chapter 7 on the base and the fine-tuned model",
+)
+
+
+# --- chapter 8: diversity --------------------------------------------------------------------
+
+
+def _diversity_config(profile: Profile) -> Mapping[str, Any]:
+    return {"diversity": profile.section("diversity"), "embed": profile.section("embed")}
+
+
+def topic_names() -> list[str]:
+    """The topic list the synthesis stages sample from (chapter 2), as plain names."""
+    from phi1lib.teacher.content import TOPICS
+
+    return [entry["topic"] if isinstance(entry, Mapping) else str(entry) for entry in TOPICS]
+
+
+def topic_descriptions() -> list[str]:
+    """One line per topic for the embedding model: the name and its subtopics."""
+    from phi1lib.teacher.content import TOPICS
+
+    lines = []
+    for entry in TOPICS:
+        if isinstance(entry, Mapping):
+            lines.append(f"{entry['topic']}: {', '.join(entry.get('subtopics', []))}")
+        else:
+            lines.append(str(entry))
+    return lines
+
+
+def build_diversity(ctx: StageContext) -> dict[str, Any]:
+    """Measure raw code, filtered code, textbooks and exercises on equal-size samples."""
+    from phi1lib.embeddings import embed_texts
+
+    settings = DiversitySettings.from_section(ctx.profile.section("diversity"))
+    samples: dict[str, tuple[list[str], list[str] | None]] = {}
+    for stage, label in DATASETS:
+        data = ctx.inputs[stage].dataset("data")
+        picked = sample_indices(len(data), settings.max_items, settings.seed)
+        rows = data.select(picked)
+        labels = list(rows["topic"]) if "topic" in rows.column_names else None
+        samples[label] = (list(rows["text"]), labels)
+    budget = min(
+        [settings.max_ngrams]
+        + [ngram_count(texts, max(DISTINCT_NS)) for texts, _ in samples.values()]
+    )
+    topics = topic_names()
+    topic_vectors = embed_texts(topic_descriptions(), profile=ctx.profile)
+    report: dict[str, Any] = {"settings": settings.to_dict(), "topics": topics, "datasets": {}}
+    families: dict[str, Any] = {}
+    for label, (texts, labels) in samples.items():
+        vectors = embed_texts(texts, profile=ctx.profile)
+        shapes, families[label] = shape_metrics(texts, settings)
+        known = labels if labels is not None and set(labels) <= set(topics) else None
+        report["datasets"][label] = {
+            "items": len(texts),
+            **text_metrics(texts, settings, budget),
+            **embedding_metrics(vectors, settings),
+            **shapes,
+            **topic_metrics(
+                topics, labels=known, embeddings=vectors, topic_embeddings=topic_vectors
+            ),
+        }
+    _write_json(ctx.out / "diversity.json", report)
+    _write_json(ctx.out / "families.json", families)
+    return {label: len(texts) for label, (texts, _) in samples.items()}
+
+
+DIVERSITY = Stage(
+    name="diversity",
+    build=build_diversity,
+    config=_diversity_config,
+    needs=tuple(stage for stage, _ in DATASETS),
+    version=1,
+    description="diversity and redundancy of every dataset of the pipeline (chapter 8)",
+)
