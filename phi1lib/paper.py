@@ -266,3 +266,90 @@ ARCHITECTURE = {
         "rotary_dim": 32,
     },
 }
+
+# Emergent abilities after fine-tuning (paper-notes §6; paper §3 and Appendix A): the same prompt
+# given to phi-1, phi-1-base and phi-1-small, judged qualitatively by the authors (no numbers).
+EMERGENT_EXAMPLES = (
+    {
+        "example": "three players, random numbers, divisibility by floor(sqrt) over 30 rounds",
+        "section": "§3.1",
+        "phi-1": "correct",
+        "phi-1-base": "misses the logical relations between steps",
+        "phi-1-small": "partly understands; the code is wrong",
+    },
+    {
+        "example": "PyGame: a ball that jitters inside bounds and resets on space",
+        "section": "§3.2",
+        "phi-1": "right PyGame calls, follows the logic",
+        "phi-1-base": "plausible API calls, wrong logic",
+        "phi-1-small": "follows the logic, invents wrong calls",
+    },
+    {
+        "example": "Tkinter: text field, Submit/Recover buttons, global string, 'pew' rule",
+        "section": "§3.2",
+        "phi-1": "a working GUI (one string copied wrongly)",
+        "phi-1-base": "made-up calls, loops adding buttons",
+        "phi-1-small": "made-up API",
+    },
+    {
+        "example": "chat mode: Student/TA on pyplot resolution and rotation",
+        "section": "§3.2",
+        "phi-1": "answers in chat form with steps and example code",
+        "phi-1-base": "short, vague suggestion of API calls",
+        "phi-1-small": "repeats the question",
+    },
+    {
+        "example": "numpy index selection with union / not-in conditions",
+        "section": "App. A.1",
+        "phi-1": "correct",
+        "phi-1-base": "mixes up elements and indices",
+        "phi-1-small": "wrong",
+    },
+    {
+        "example": "PyTorch: SVD-based top-k gradient update step",
+        "section": "App. A.2",
+        "phi-1": "correct torch code",
+        "phi-1-base": "meaningless attribute definitions",
+        "phi-1-small": "numpy SVD on a tensor; assigns where it should add",
+    },
+    {
+        "example": "pyplot: line animation that changes colour when x > 11",
+        "section": "App. A.2",
+        "phi-1": "correct FuncAnimation",
+        "phi-1-base": "right template, no update logic",
+        "phi-1-small": "a badly done scatter plot instead of a line",
+    },
+)
+
+# The limits the paper lists (paper-notes §9; Appendix B and §6), which chapter 7's robustness
+# and counting probes test.
+LIMITATIONS = (
+    {
+        "limit": "prompt length",
+        "what the paper saw": "a 4-layer network prompt fails where 3 "
+        "layers work; adding `import torch` fixes it",
+        "section": "App. B",
+    },
+    {
+        "limit": "natural-language wording",
+        "what the paper saw": "ambiguous words ('unchanged') "
+        "and numbered options make it invent moves",
+        "section": "App. B",
+    },
+    {
+        "limit": "grammatical mistakes",
+        "what the paper saw": "scores drop a lot on prompts with grammatical errors",
+        "section": "§6",
+    },
+    {
+        "limit": "counting and spatial reasoning",
+        "what the paper saw": "a Tkinter layout with two "
+        "text fields and three buttons gets an extra field and misplaced buttons",
+        "section": "App. B",
+    },
+    {
+        "limit": "specific APIs and rare packages",
+        "what the paper saw": "lacks knowledge of less common packages; Python only",
+        "section": "§6",
+    },
+)

@@ -48,7 +48,9 @@ def _write_json(path: Path, value: Any) -> None:
 
 
 def _judged(profile: Profile) -> bool:
-    return bool(profile.probes.judge) and profile.teacher.endpoint != "local"
+    from phi1lib.evaluation.judge import judge_available
+
+    return bool(profile.probes.judge) and judge_available(profile)
 
 
 def compared_models(profile: Profile) -> dict[str, Path]:
@@ -102,15 +104,14 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
     for label, path in models.items():
         if label in done:
             continue
-        if _judged(profile):
-            from phi1lib.teacher.endpoint import teacher_endpoint
-
-            with teacher_endpoint(profile) as endpoint:
-                outcomes, costs[label] = run_probe_suite(
-                    path, probes, label, settings, judge_endpoint=endpoint, judge_cache=judge_cache
-                )
-        else:
-            outcomes, costs[label] = run_probe_suite(path, probes, label, settings)
+        outcomes, costs[label] = run_probe_suite(
+            path,
+            probes,
+            label,
+            settings,
+            judge_profile=profile if _judged(profile) else None,
+            judge_cache=judge_cache,
+        )
         done[label] = {"outcomes": [o.to_dict() for o in outcomes], "costs": costs[label]}
         _write_json(resume, {key: done})
     outcomes = [ProbeOutcome.from_dict(o) for label in models for o in done[label]["outcomes"]]

@@ -1,8 +1,9 @@
 """Run the probe suite on a model: generate, check, and (with a real teacher) grade.
 
 Generation is chapter 6's (:mod:`phi1lib.evaluation.generation`: batched, greedy, cut at stop
-sequences), execution is the sandbox's, grading is the teacher client's: this module only wires
-them to the probes. Introduced in chapter 7 ("What emerged after fine-tuning").
+sequences), execution is the sandbox's, and grading is chapter 6's LLM judge
+(:mod:`phi1lib.evaluation.judge`, the paper's GPT-4 grading of §4: an assessment, then a grade
+from 0 to 10 against a correct answer): this module only wires them to the probes. Introduced in chapter 7 ("What emerged after fine-tuning").
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phi1lib.analysis.probes.checks import check_structure, program_with_tests
-from phi1lib.analysis.probes.judge import grade_requests, read_grade
 from phi1lib.analysis.probes.report import ProbeOutcome
 from phi1lib.analysis.probes.suite import Probe
 
@@ -91,18 +91,33 @@ def check_completions(
     return [verdict for verdict in verdicts if verdict is not None]
 
 
+def as_problem(probe: Probe):
+    """The probe in chapter 6's problem shape, which is what the LLM judge grades."""
+    from phi1lib.evaluation.problems import Problem
+
+    return Problem(
+        benchmark="probes",
+        task_id=probe.id,
+        prompt=probe.prompt,
+        canonical_solution=probe.reference,
+        test=probe.tests,
+        entry_point=probe.entry_point,
+        description=probe.prompt,
+        harness="asserts",
+        stop_sequences=stops_for(probe),
+    )
+
+
 def grade_completions(
-    endpoint,
-    probes: Sequence[Probe],
-    completions: Sequence[str],
-    label: str,
-    cache_dir: Path | None,
+    profile, probes: Sequence[Probe], completions: Sequence[str], cache_dir: Path | None
 ) -> tuple[list[float | None], dict]:
     """The judge's 0-10 grade per probe (None where it gave none), and the job's report."""
-    from phi1lib.teacher.client import run_requests
+    from phi1lib.evaluation.judge import judge_completions
 
-    report = run_requests(endpoint, grade_requests(probes, completions, label), cache_dir)
-    return [read_grade(result) for result in report.results], report.to_dict()
+    grades, report = judge_completions(
+        [as_problem(probe) for probe in probes], completions, profile, cache_dir=cache_dir
+    )
+    return [None if g is None else float(g.grade) for g in grades], report.to_dict()
 
 
 def run_probe_suite(
@@ -111,11 +126,12 @@ def run_probe_suite(
     label: str,
     settings: ProbeSettings,
     *,
-    judge_endpoint=None,
+    judge_profile=None,
     judge_cache: Path | None = None,
     progress: bool = True,
 ) -> tuple[list[ProbeOutcome], dict]:
-    """Every probe answered by ``model`` and checked; graded too when a judge endpoint is given.
+    """Every probe answered by ``model`` and checked; graded too when ``judge_profile`` is given
+    (its teacher must be a real LLM endpoint).
 
     Returns the outcomes (in probe order) and a dict of what it cost (generation stats, and the
     judge's job report when there was one).
@@ -124,10 +140,8 @@ def run_probe_suite(
     verdicts = check_completions(probes, completions, settings)
     grades: list[float | None] = [None] * len(probes)
     costs: dict = {"generation": stats}
-    if judge_endpoint is not None:
-        grades, costs["judge"] = grade_completions(
-            judge_endpoint, probes, completions, label, judge_cache
-        )
+    if judge_profile is not None:
+        grades, costs["judge"] = grade_completions(judge_profile, probes, completions, judge_cache)
     outcomes = [
         ProbeOutcome(
             model=label,
