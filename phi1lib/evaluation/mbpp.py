@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ def mbpp_prompt(text: str, first_test: str) -> str:
 def _entry_point(code: str, tests: list[str], where: str) -> str:
     """The function under test: the top-level function of the solution that the tests call."""
     try:
-        tree = ast.parse(code)
+        with warnings.catch_warnings():  # old MBPP code has invalid escapes such as "\d"
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
     except SyntaxError as error:
         raise ProblemFormatError(f"{where}: reference code does not parse ({error})") from error
     defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
