@@ -1,4 +1,44 @@
 """The LLM teacher: one client for any OpenAI-compatible endpoint, and an offline teacher server.
 
+The paper's data came from LLMs: GPT-4 judged the educational value of code, GPT-3.5 wrote the
+textbooks and the exercises. Every chapter that needs a teacher goes through this package::
+
+    from phi1lib.teacher import teacher_endpoint, run_requests, tasks
+
+    with teacher_endpoint(profile) as endpoint:
+        report = run_requests(endpoint, requests, cache_dir=path)
+
+With the ``tiny`` profile the endpoint is the book's own offline, procedural teacher server;
+point the profile at OpenAI, Azure OpenAI, vLLM, Ollama or llama.cpp for a real one.
 Introduced in chapter 2 (synthetic textbooks) and the appendix on teacher endpoints.
 """
+
+from phi1lib.teacher import tasks
+from phi1lib.teacher.budget import BudgetError, PriceTable
+from phi1lib.teacher.client import run_requests, run_requests_async
+from phi1lib.teacher.endpoint import (
+    EndpointError,
+    LocalTeacherServer,
+    TeacherEndpoint,
+    TeacherServerError,
+    teacher_endpoint,
+)
+from phi1lib.teacher.records import JobReport, TeacherRequest, TeacherResult
+from phi1lib.teacher.server_config import ServerConfig
+
+__all__ = [
+    "BudgetError",
+    "EndpointError",
+    "JobReport",
+    "LocalTeacherServer",
+    "PriceTable",
+    "ServerConfig",
+    "TeacherEndpoint",
+    "TeacherRequest",
+    "TeacherResult",
+    "TeacherServerError",
+    "run_requests",
+    "run_requests_async",
+    "tasks",
+    "teacher_endpoint",
+]

@@ -1,0 +1,60 @@
+"""Reading one answer: is it complete, and for a structured request, valid JSON of the schema?
+
+The same check runs on answers from the chat endpoint and from Batch API output files, so an
+answer is accepted by one rule whichever way it came. A problem here makes the client ask
+again (a bounded number of times) and, if it persists, count the request as malformed; a
+malformed answer is never stored as a record. Introduced in the appendix on teacher endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from phi1lib.teacher.records import TeacherRequest
+
+# Open models often wrap JSON in a markdown fence even when asked not to; that much is forgiven.
+_FENCED = re.compile(r"^```(?:json)?\s*\n(.*)\n```$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str | None
+    parsed: Any = None
+    problem: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+
+def read_answer(request: TeacherRequest, content: str | None, finish_reason: str | None) -> Answer:
+    """Check one completion against what ``request`` asked for."""
+    if content is None or not content.strip():
+        return Answer(content, problem=f"empty answer (finish_reason={finish_reason})")
+    if finish_reason == "length":
+        return Answer(content, problem="truncated at max_tokens (finish_reason=length)")
+    if finish_reason not in (None, "stop"):
+        return Answer(content, problem=f"answer ended with finish_reason={finish_reason}")
+    if request.json_schema is None:
+        return Answer(content)
+    stripped = content.strip()
+    fenced = _FENCED.match(stripped)
+    if fenced:
+        stripped = fenced.group(1)
+    try:
+        parsed = json.loads(stripped)
+    except json.JSONDecodeError as error:
+        return Answer(content, problem=f"not valid JSON ({error.msg} at char {error.pos})")
+    validator = jsonschema.Draft202012Validator(request.json_schema)
+    errors = sorted(validator.iter_errors(parsed), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
+        return Answer(
+            content, problem=f"JSON does not match the schema at {where}: {errors[0].message}"
+        )
+    return Answer(content, parsed=parsed)

@@ -1,0 +1,63 @@
+"""Run a list of teacher requests against an endpoint: the one call every stage makes.
+
+``run_requests(endpoint, requests, cache_dir=...)`` answers what the cache already holds, sends
+the rest (through the chat endpoint, or through the Batch API when ``endpoint.batch``), and
+returns a :class:`~phi1lib.teacher.records.JobReport` with one result per request, in order.
+Run it again after an interruption and it asks only for what is missing. Introduced in
+chapter 2 and the appendix on teacher endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+from pathlib import Path
+
+from phi1lib.teacher.endpoint import TeacherEndpoint
+from phi1lib.teacher.job import TeacherJob
+from phi1lib.teacher.records import JobReport, TeacherRequest
+
+
+async def run_requests_async(
+    endpoint: TeacherEndpoint,
+    requests: Sequence[TeacherRequest],
+    cache_dir: Path | str | None = None,
+    progress: bool = True,
+) -> JobReport:
+    """The asynchronous form of :func:`run_requests`, for callers that have an event loop."""
+    job = TeacherJob(endpoint, list(requests), cache_dir, progress)
+    pending = job.answer_from_cache()
+    await job.start_writer()
+    try:
+        if pending and endpoint.batch:
+            from phi1lib.teacher.batch import run_batches
+
+            await run_batches(job, pending)
+        elif pending:
+            from phi1lib.teacher.online import run_online
+
+            await run_online(job, pending)
+    finally:
+        await job.close_writer()
+    return job.report()
+
+
+def run_requests(
+    endpoint: TeacherEndpoint,
+    requests: Sequence[TeacherRequest],
+    cache_dir: Path | str | None = None,
+    progress: bool = True,
+) -> JobReport:
+    """Answer ``requests`` through ``endpoint``; cached answers are reused (chapter 2).
+
+    Works from plain scripts and from Jupyter, whose kernel already runs an event loop: there
+    the job runs on its own loop in a worker thread.
+    """
+    coroutine = run_requests_async(endpoint, requests, cache_dir, progress)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

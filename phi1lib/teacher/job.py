@@ -1,0 +1,271 @@
+"""The bookkeeping of one teacher job, shared by the chat path and the Batch API path.
+
+A job knows every request's body and key, answers what it can from the cache, lets identical
+requests share one answer, turns answers into results with provenance, writes each accepted
+answer to the cache as soon as it arrives (grouping the disk flushes of answers that arrive
+together), keeps the progress bar, and assembles the :class:`JobReport`. Introduced in the
+appendix on teacher endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from phi1lib.teacher.answers import Answer
+from phi1lib.teacher.budget import BudgetGuard
+from phi1lib.teacher.cache import ResponseCache
+from phi1lib.teacher.endpoint import TeacherEndpoint
+from phi1lib.teacher.keys import chat_body, request_key
+from phi1lib.teacher.records import (
+    FAILED,
+    MALFORMED,
+    NOT_RUN,
+    OK,
+    JobReport,
+    TeacherRequest,
+    TeacherResult,
+)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _usage(raw: Any) -> dict[str, int]:
+    if raw is None:
+        return {}
+    get = raw.get if isinstance(raw, dict) else lambda name, default=0: getattr(raw, name, default)
+    return {
+        "prompt_tokens": int(get("prompt_tokens", 0) or 0),
+        "completion_tokens": int(get("completion_tokens", 0) or 0),
+    }
+
+
+class TeacherJob:
+    """One list of requests on its way through an endpoint."""
+
+    def __init__(
+        self,
+        endpoint: TeacherEndpoint,
+        requests: list[TeacherRequest],
+        cache_dir: Path | str | None,
+        progress: bool,
+    ):
+        counts = Counter(request.id for request in requests)
+        repeated = sorted(rid for rid, n in counts.items() if n > 1)
+        if repeated:
+            raise ValueError(f"request ids must be unique; repeated: {repeated[:10]}")
+        self.endpoint = endpoint
+        self.requests = list(requests)
+        self.bodies = [chat_body(endpoint.model, request) for request in self.requests]
+        self.keys = [request_key(body) for body in self.bodies]
+        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        self.guard = BudgetGuard(
+            model=endpoint.model,
+            prices=endpoint.prices,
+            budget_tokens=endpoint.budget_tokens,
+            budget_usd=endpoint.budget_usd,
+            batch=endpoint.batch,
+        )
+        for index, body in enumerate(self.bodies):  # fail fast on an unbounded request
+            self.guard.estimate(body, self.requests[index].id)
+        self.results: list[TeacherResult | None] = [None] * len(self.requests)
+        self.http_requests = 0
+        self.retries = 0
+        self.tally: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self._writes: asyncio.Queue[dict[str, Any] | None] | None = None
+        self._writer: asyncio.Task | None = None
+        self.bar = tqdm(
+            total=len(self.requests),
+            desc=f"teacher {endpoint.model}",
+            unit="req",
+            file=sys.stderr,
+            disable=not progress,
+            mininterval=0.5,
+            dynamic_ncols=True,
+        )
+        self.leaders: dict[str, int] = {}
+        self.followers: dict[str, list[int]] = {}
+        for index, key in enumerate(self.keys):
+            if key in self.leaders:
+                self.followers.setdefault(key, []).append(index)
+            else:
+                self.leaders[key] = index
+
+    # ---- the queue of work -------------------------------------------------------------------
+
+    def answer_from_cache(self) -> list[int]:
+        """Fill the results the cache already holds; return the indices still to ask, in order."""
+        pending = []
+        for key, index in self.leaders.items():
+            record = self.cache.get(key) if self.cache is not None else None
+            if record is None:
+                pending.append(index)
+                continue
+            request = self.requests[index]
+            self.finish(
+                index,
+                TeacherResult(
+                    id=request.id,
+                    status=OK,
+                    text=record["text"],
+                    parsed=record.get("parsed"),
+                    usage=record.get("usage", {}),
+                    provenance=record.get("provenance", {}),
+                    cached=True,
+                    attempts=0,
+                ),
+                store=False,
+            )
+        return pending
+
+    # ---- turning answers into results ----------------------------------------------------------
+
+    def provenance(self, index: int, **details: Any) -> dict[str, Any]:
+        request = self.requests[index]
+        sampling = {k: v for k, v in request.params.items() if k != "seed"}
+        return {
+            "endpoint_kind": self.endpoint.kind,
+            "base_url": self.endpoint.base_url,
+            "model": self.endpoint.model,
+            "template": request.template,
+            "template_version": request.template_version,
+            "constraints": dict(request.constraints),
+            "seed": request.seed,
+            "params": sampling,
+            "request_key": self.keys[index],
+            "time": _now(),
+            **details,
+        }
+
+    def answered(
+        self,
+        index: int,
+        answer: Answer,
+        usage: Any,
+        attempts: int,
+        **details: Any,
+    ) -> TeacherResult:
+        """The result for an answer (usable or not) that the endpoint returned."""
+        request = self.requests[index]
+        return TeacherResult(
+            id=request.id,
+            status=OK if answer.usable else MALFORMED,
+            text=answer.text if answer.usable else None,
+            parsed=answer.parsed,
+            error=answer.problem,
+            usage=_usage(usage),
+            provenance=self.provenance(index, attempts=attempts, **details),
+            attempts=attempts,
+        )
+
+    def failed(self, index: int, error: str, attempts: int, **details: Any) -> TeacherResult:
+        return TeacherResult(
+            id=self.requests[index].id,
+            status=FAILED,
+            error=error,
+            provenance=self.provenance(index, attempts=attempts, **details),
+            attempts=attempts,
+        )
+
+    def not_run(self, index: int) -> TeacherResult:
+        return TeacherResult(
+            id=self.requests[index].id,
+            status=NOT_RUN,
+            error="not run: the next request could have passed the budget",
+            provenance=self.provenance(index, attempts=0),
+        )
+
+    def finish(self, index: int, result: TeacherResult, *, store: bool = True) -> None:
+        """Record a leader's result, share it with identical requests, persist it if accepted."""
+        self.results[index] = result
+        key = self.keys[index]
+        for other in self.followers.get(key, []):
+            request = self.requests[other]
+            shared = dataclasses.replace(
+                result,
+                id=request.id,
+                cached=result.cached or result.ok,
+                provenance={**result.provenance, "constraints": dict(request.constraints)},
+            )
+            self.results[other] = shared
+        group = 1 + len(self.followers.get(key, []))
+        self.tally[result.status] += group
+        if result.cached:
+            self.tally["cached"] += group
+        elif result.ok:
+            self.tally["cached"] += group - 1
+        if store and result.ok and self._writes is not None:
+            self._writes.put_nowait(
+                {
+                    "key": key,
+                    "id": result.id,
+                    "text": result.text,
+                    "parsed": result.parsed,
+                    "usage": result.usage,
+                    "provenance": result.provenance,
+                }
+            )
+        tokens = self.guard.spent_tokens
+        self.bar.set_postfix_str(
+            f"ok={self.tally[OK]} failed={self.tally[FAILED]} malformed={self.tally[MALFORMED]} "
+            f"cached={self.tally['cached']} tokens={tokens:,}",
+            refresh=False,
+        )
+        self.bar.update(group)
+
+    # ---- the cache writer --------------------------------------------------------------------
+
+    async def start_writer(self) -> None:
+        if self.cache is None:
+            return
+        self._writes = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop())
+
+    async def _write_loop(self) -> None:
+        assert self._writes is not None and self.cache is not None
+        done = False
+        while not done:
+            group = [await self._writes.get()]
+            while not self._writes.empty():
+                group.append(self._writes.get_nowait())
+            done = None in group
+            records = [record for record in group if record is not None]
+            if records:
+                await asyncio.to_thread(self.cache.append_many, records)
+
+    async def close_writer(self) -> None:
+        if self._writer is None or self._writes is None:
+            return
+        self._writes.put_nowait(None)
+        await self._writer
+
+    # ---- the report --------------------------------------------------------------------------
+
+    def report(self) -> JobReport:
+        for index, result in enumerate(self.results):
+            if result is None:  # never reached: the budget stopped the job first
+                self.results[index] = self.not_run(index)
+        self.bar.close()
+        return JobReport(
+            results=[result for result in self.results if result is not None],
+            usage=self.guard.usage,
+            cost_usd=self.guard.spent_usd,
+            budget_tokens=self.endpoint.budget_tokens,
+            budget_usd=self.endpoint.budget_usd,
+            stopped_by_budget=self.guard.stopped,
+            http_requests=self.http_requests,
+            retries=self.retries,
+            wall_s=time.monotonic() - self.started,
+            endpoint=self.endpoint.describe(),
+        )

@@ -1,0 +1,44 @@
+"""The exact body sent to ``/v1/chat/completions`` and the key that names it.
+
+The key is a hash of the whole body (model, messages, every sampling parameter, the seed and the
+response format), so a cached answer is reused only for exactly the same question. The offline
+server hashes the body it receives with the same function, which lets tests count at the server
+how many times each item was asked. Introduced in the appendix on teacher endpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from phi1lib.teacher.records import TeacherRequest
+
+# Fields that change how an answer is delivered, not what it is.
+_DELIVERY_FIELDS = frozenset({"stream", "stream_options", "user", "metadata", "store"})
+
+
+def response_format(request: TeacherRequest) -> dict[str, Any] | None:
+    """OpenAI's structured-output request for a JSON schema, or None for free text."""
+    if request.json_schema is None:
+        return None
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": request.template, "schema": request.json_schema, "strict": True},
+    }
+
+
+def chat_body(model: str, request: TeacherRequest) -> dict[str, Any]:
+    """The JSON body of the chat-completions call for ``request``."""
+    body: dict[str, Any] = {"model": model, "messages": request.messages, **request.params}
+    structured = response_format(request)
+    if structured is not None:
+        body["response_format"] = structured
+    return body
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """A stable hex digest of a chat-completions body (delivery-only fields left out)."""
+    kept = {k: v for k, v in body.items() if k not in _DELIVERY_FIELDS and v is not None}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
