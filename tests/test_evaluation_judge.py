@@ -1,0 +1,192 @@
+"""The LLM judge of Table 2: its prompt, the parsing of its answers, and a run through the client.
+
+The book's offline teacher does not answer the judge's task (it knows only chapters 1-3's), so
+the client path is tested twice: against a small OpenAI-compatible HTTP server started here,
+which grades like a strict judge would (10 for the reference, 2 otherwise), and against the
+offline teacher, whose refusal must come back as "no grade", not as a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+
+import pytest
+from aiohttp import web
+
+from phi1lib.evaluation.benchmarks import load_new_problems
+from phi1lib.evaluation.judge import (
+    JudgeAnswerError,
+    grade_from_text,
+    judge_available,
+    judge_completions,
+    judge_request,
+    judge_score,
+    load_judge_template,
+    parse_judge_result,
+)
+from phi1lib.profiles import load_profile
+from phi1lib.teacher.records import TeacherResult
+
+
+def test_template_is_versioned_and_asks_for_assessment_then_grade():
+    template = load_judge_template()
+    assert template.id == "judge_solution" and template.version >= 1
+    properties = list(template.json_schema["properties"])
+    assert properties == ["assessment", "grade"]
+    assert template.json_schema["properties"]["grade"]["maximum"] == 10
+
+
+def test_request_shows_problem_reference_and_candidate():
+    problem = load_new_problems(limit=1)[0]
+    request = judge_request(problem, "    return 0\n")
+    user = request.messages[-1]["content"]
+    assert request.id == f"judge:{problem.task_id}" and request.template == "judge_solution"
+    assert "Task: judge_solution" in user.splitlines()
+    problem_block = re.search(r"<problem>\n(.*)\n</problem>", user, re.S).group(1)
+    reference_block = re.search(r"<reference>\n(.*)\n</reference>", user, re.S).group(1)
+    candidate_block = re.search(r"<code>\n(.*)\n</code>", user, re.S).group(1)
+    assert problem_block == problem.prompt.strip("\n")
+    assert reference_block == problem.reference_code().strip("\n")
+    assert candidate_block == (problem.prompt + "    return 0").strip("\n")
+    assert request.json_schema is not None and request.params["temperature"] == 0.0
+
+
+def test_template_without_a_placeholder_is_rejected(tmp_path):
+    text = load_judge_template.__defaults__[0].read_text().replace("$reference", "REF")
+    path = tmp_path / "judge_solution.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"judge_solution\.toml: the user message lacks \$ref"):
+        load_judge_template(path)
+
+
+def _result(**fields) -> TeacherResult:
+    return TeacherResult(id="judge:New/0", **fields)
+
+
+def test_parse_json_answers_and_free_text_answers():
+    grade = parse_judge_result(
+        _result(status="ok", text="{}", parsed={"assessment": "Close.", "grade": 7}), "New/0"
+    )
+    assert (grade.grade, grade.assessment, grade.task_id) == (7, "Close.", "New/0")
+    text = "The loop is right but the sign is dropped.\nGrade: 6/10"
+    grade = parse_judge_result(_result(status="ok", text=text), "New/0")
+    assert grade.grade == 6 and grade.assessment.startswith("The loop is right")
+    assert grade_from_text("grade - 10", "r")[0] == 10
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"status": "failed", "error": "HTTP 400"}, "no answer"),
+        (
+            {"status": "ok", "text": "{}", "parsed": {"assessment": "", "grade": 11}},
+            "not an integer",
+        ),
+        ({"status": "ok", "text": "Looks fine to me."}, "gives no grade"),
+        ({"status": "ok", "text": "Grade: 42"}, "outside 0-10"),
+    ],
+)
+def test_unusable_answers_raise_with_the_request_id(fields, message):
+    with pytest.raises(JudgeAnswerError, match=f"judge:New/0.*{message}|{message}"):
+        parse_judge_result(_result(**fields), "New/0")
+
+
+def test_judge_score_is_mean_grade_over_ten():
+    assert judge_score([10, 5, 0, 5]) == 50.0
+    with pytest.raises(ValueError):
+        judge_score([])
+
+
+# --- through the teacher client --------------------------------------------------------------
+
+
+class _JudgeServer:
+    """An OpenAI-compatible chat endpoint that grades 10 when the candidate equals the reference."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        user = body["messages"][-1]["content"]
+        reference = re.search(r"<reference>\n(.*)\n</reference>", user, re.S).group(1)
+        candidate = re.search(r"<code>\n(.*)\n</code>", user, re.S).group(1)
+        grade = 10 if candidate == reference else 2
+        answer = {"assessment": f"graded {grade}", "grade": grade}
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": json.dumps(answer)},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+            }
+        )
+
+    def _serve(self):
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "the judge server did not start"
+        return self
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def test_judge_runs_through_the_teacher_client_and_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    problems = load_new_problems(limit=3)
+    completions = [problems[0].canonical_solution, "    return None\n", ""]
+    with _JudgeServer() as server:
+        profile = load_profile(
+            "smoke",
+            {"teacher.endpoint": f"http://127.0.0.1:{server.port}/v1", "teacher.model": "judge"},
+        )
+        assert judge_available(profile)
+        grades, report = judge_completions(problems, completions, profile, cache_dir=tmp_path)
+        assert [g.grade for g in grades] == [10, 2, 2]
+        assert len(server.requests) == 3
+        assert server.requests[0]["response_format"]["type"] == "json_schema"
+        again, report = judge_completions(problems, completions, profile, cache_dir=tmp_path)
+        assert [g.grade for g in again] == [10, 2, 2]
+        assert len(server.requests) == 3, "the second run must come from the cache"
+        assert report.counts["cached"] == 3
+
+
+def test_offline_teacher_refuses_the_judge_and_grades_come_back_empty(tmp_path):
+    profile = load_profile("smoke", use_env=False)
+    assert not judge_available(profile)
+    grades, report = judge_completions(
+        load_new_problems(limit=2), ["    pass\n", "    pass\n"], profile, cache_dir=tmp_path
+    )
+    assert grades == [None, None]
+    assert report.counts["ok"] == 0 and report.counts["failed"] == 2
+    assert "unknown task" in report.results[0].error
