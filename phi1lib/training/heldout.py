@@ -1,0 +1,70 @@
+"""Held-out loss: the average next-token loss on sequences the model never trained on.
+
+At the book's small scales held-out loss is the most sensitive signal of what a dataset taught:
+it moves long before a pass rate does. We compute it on the held-out slice of CodeTextbook
+(documents chosen by a hash of their text, see ``packing.heldout_document``) and on the packed
+held-out exercises. Introduced in chapter 4 ("Held-out loss").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from phi1lib.training.packing import PackedSequences
+
+
+@torch.no_grad()
+def loss_sums(
+    model: nn.Module,
+    data: PackedSequences,
+    indices: Sequence[int],
+    *,
+    batch_size: int,
+    device: torch.device | str,
+) -> tuple[float, int]:
+    """Summed next-token cross-entropy (nats) over ``indices``, and how many tokens it covers.
+
+    Returning sums, not a mean, lets processes that each scored a share add their results.
+    """
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(indices), batch_size):
+        chosen = indices[start : start + batch_size]
+        input_ids, labels = data.batch(chosen)
+        logits = model(input_ids=input_ids.to(device), use_cache=False).logits.float()
+        targets = labels[:, 1:].to(logits.device)
+        total += nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        ).item()
+        count += int((targets != -100).sum())
+    model.train(was_training)
+    return total, count
+
+
+def heldout_loss(
+    model: nn.Module,
+    data: PackedSequences,
+    *,
+    max_sequences: int | None = None,
+    batch_size: int = 16,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Mean held-out loss (nats per token) over the first ``max_sequences`` sequences (chapter 4)."""
+    count = len(data) if max_sequences is None else min(len(data), max_sequences)
+    total, tokens = loss_sums(model, data, range(count), batch_size=batch_size, device=device)
+    if tokens == 0:
+        raise ValueError(f"{data.path}: no tokens to score")
+    return total / tokens
+
+
+def bits_per_byte(loss_nats: float, tokens: int, text_bytes: int) -> float:
+    """Loss in bits per byte of text: comparable across tokenizers with different vocabularies."""
+    return loss_nats * tokens / (text_bytes * math.log(2))

@@ -1,0 +1,186 @@
+"""Packing: documents joined by ``<|endoftext|>``, tokenized once, cut into fixed-length sequences.
+
+The paper concatenates all files of a dataset into one stream, with ``<|endoftext|>`` between
+them, and cuts the stream into 2048-token sequences (paper-notes §4). No token is wasted on
+padding, and no document needs truncating: a long file simply continues in the next sequence.
+We tokenize each corpus once into a flat binary file of token ids (``uint16`` when the vocabulary
+fits, else ``uint32``) and read it through a NumPy memory map, so a training step touches only
+the sequences it needs and a corpus larger than memory costs nothing. Only the very last sequence
+of a file can be short; it is padded, and its padding is excluded from the loss and counted, so a
+run reports the fraction of processed tokens that were padding. Introduced in chapter 4
+("Packing").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100  # label value that the loss skips (PyTorch's and transformers' convention)
+INFO_SUFFIX = ".json"
+
+
+def heldout_document(text: str, fraction: float) -> bool:
+    """Whether a document belongs to the held-out slice: a hash of its text, not its position.
+
+    Hashing the text makes the decision the same in every corpus that contains the document, so
+    a file of the filtered code that is held out of CodeTextbook is also held out of the
+    unfiltered corpus, and no pretraining run of the ablation has seen it (chapter 4).
+    """
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned type that holds every token id."""
+    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
+
+
+@dataclass(frozen=True)
+class TokenFileInfo:
+    """What a token file holds, stored beside it as JSON."""
+
+    tokens: int
+    documents: int
+    dtype: str
+    eos_token_id: int
+    pad_token_id: int
+    text_bytes: int
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__, indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> TokenFileInfo:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"{path}: not a token-file description ({error})") from error
+
+
+def write_token_file(
+    texts: Iterable[str],
+    tokenizer: PreTrainedTokenizerBase,
+    path: Path,
+    *,
+    total: int | None = None,
+    batch_size: int = 256,
+    description: str = "tokenizing",
+) -> TokenFileInfo:
+    """Tokenize ``texts`` into ``path`` as one stream, ``<|endoftext|>`` after every document.
+
+    The file is written batch by batch (memory stays flat at any corpus size) and described in
+    ``path.json``. Chapter 4.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no end-of-text token to separate documents")
+    dtype = token_dtype(len(tokenizer))
+    tokens = documents = text_bytes = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle, tqdm(total=total, desc=description, unit="doc") as bar:
+        for batch in _batched(texts, batch_size):
+            encoded = tokenizer(batch, add_special_tokens=False)["input_ids"]
+            for text, ids in zip(batch, encoded, strict=True):
+                array = np.asarray([*ids, eos], dtype=dtype)
+                handle.write(array.tobytes())
+                tokens += len(array)
+                text_bytes += len(text.encode("utf-8"))
+            documents += len(batch)
+            bar.update(len(batch))
+    info = TokenFileInfo(
+        tokens=tokens,
+        documents=documents,
+        dtype=dtype.name,
+        eos_token_id=int(eos),
+        pad_token_id=int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos),
+        text_bytes=text_bytes,
+    )
+    info.save(path.with_suffix(path.suffix + INFO_SUFFIX))
+    return info
+
+
+def _batched(texts: Iterable[str], size: int) -> Iterable[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"document {text!r} is not a string")
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class PackedSequences:
+    """A token file read as fixed-length sequences through a memory map (chapter 4).
+
+    Sequence ``i`` is tokens ``[i*T, (i+1)*T)``; the last one is padded when the stream does not
+    divide evenly. ``batch(indices)`` returns ``input_ids`` and ``labels`` (the same ids, with
+    padding set to ``-100`` so the loss ignores it; the model shifts labels by one itself).
+    """
+
+    def __init__(self, path: Path | str, seq_len: int):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"token file {self.path} does not exist")
+        self.info = TokenFileInfo.load(self.path.with_suffix(self.path.suffix + INFO_SUFFIX))
+        if seq_len < 2:
+            raise ValueError(f"seq_len must be at least 2, got {seq_len}")
+        self.seq_len = seq_len
+        self.tokens = np.memmap(self.path, dtype=np.dtype(self.info.dtype), mode="r")
+        if len(self.tokens) != self.info.tokens:
+            raise ValueError(
+                f"{self.path}: holds {len(self.tokens)} tokens, its description says "
+                f"{self.info.tokens} (an interrupted write?)"
+            )
+        if self.info.tokens == 0:
+            raise ValueError(f"{self.path}: the token file is empty")
+
+    def __len__(self) -> int:
+        return -(-self.info.tokens // self.seq_len)
+
+    def length_of(self, index: int) -> int:
+        """Real (unpadded) tokens in sequence ``index``."""
+        return min(self.seq_len, self.info.tokens - index * self.seq_len)
+
+    def targets_in(self, indices: Sequence[int]) -> int:
+        """Tokens the loss predicts in these sequences: all but the first of each, padding excluded."""
+        return int(sum(self.length_of(int(i)) - 1 for i in indices))
+
+    def padding_in(self, indices: Sequence[int]) -> int:
+        return int(sum(self.seq_len - self.length_of(int(i)) for i in indices))
+
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``input_ids`` and ``labels`` (``int64``, shape ``(len(indices), seq_len)``)."""
+        rows = np.full((len(indices), self.seq_len), self.info.pad_token_id, dtype=np.int64)
+        labels = np.full_like(rows, IGNORE_INDEX)
+        for row, index in enumerate(indices):
+            start = int(index) * self.seq_len
+            if not 0 <= start < self.info.tokens:
+                raise IndexError(f"sequence {index} is outside {self.path} ({len(self)} sequences)")
+            chunk = self.tokens[start : start + self.seq_len]
+            rows[row, : len(chunk)] = chunk
+            labels[row, : len(chunk)] = chunk
+        return torch.from_numpy(rows), torch.from_numpy(labels)
+
+
+def one_per_sequence_padding(lengths: Iterable[int], seq_len: int) -> float:
+    """The pad fraction if each document had its own padded sequence (the alternative to packing).
+
+    Documents longer than ``seq_len`` are truncated, losing tokens as well. Chapter 5 compares
+    this with packing.
+    """
+    lengths = [min(int(n), seq_len) for n in lengths]
+    if not lengths:
+        raise ValueError("no documents")
+    return 1.0 - sum(lengths) / (len(lengths) * seq_len)
