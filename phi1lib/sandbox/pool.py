@@ -1,0 +1,229 @@
+"""Run programs in the sandbox, one or many at a time: the interface other areas call.
+
+A :class:`SandboxPool` owns up to N zygote processes (``zygote.py``) and hands each program to
+an idle one from a thread, so at most N programs run at once; results come back in input
+order. ``run_program`` and ``run_programs`` use one shared pool that lives as long as the
+Python process, so repeated calls do not pay for starting interpreters again. Introduced in
+chapter "Running untrusted code".
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from phi1lib.sandbox.limits import SandboxLimits
+from phi1lib.sandbox.protocol import read_frame, write_frame
+from phi1lib.sandbox.result import SandboxResult, classify
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_ZYGOTE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class ZygoteDied(RuntimeError):
+    """The zygote process ended while serving a run (it was killed, or it crashed)."""
+
+
+class ZygoteProcess:
+    """One zygote and the pipe protocol to it; used by one thread at a time."""
+
+    def __init__(self, namespaces: bool = True) -> None:
+        command = [sys.executable, "-s", "-m", "phi1lib.sandbox.zygote"]
+        command += ["--home", os.path.expanduser("~")]
+        if not namespaces:
+            command.append("--no-namespaces")
+        # The zygote (and so every program) sees none of the caller's environment: no API
+        # keys, no tokens, nothing but what Python needs to start.
+        environment = {
+            "PATH": _ZYGOTE_PATH,
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": _PACKAGE_ROOT,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TMPDIR": tempfile.gettempdir(),
+        }
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+            cwd="/",
+            start_new_session=True,
+        )
+        ready = read_frame(self.process.stdout)
+        if not ready or not ready.get("ready"):
+            self.close()
+            raise ZygoteDied(
+                f"the sandbox zygote failed to start (exit code {self.process.returncode})"
+            )
+        self.isolation: dict[str, Any] = ready["isolation"]
+
+    def run(self, source: str, limits: SandboxLimits) -> dict[str, Any]:
+        try:
+            write_frame(self.process.stdin, {"source": source, "limits": limits.to_dict()})
+            response = read_frame(self.process.stdout)
+        except (BrokenPipeError, OSError) as error:
+            raise ZygoteDied(f"the sandbox zygote is gone: {error}") from error
+        if response is None:
+            raise ZygoteDied(f"the sandbox zygote ended (exit code {self.process.poll()})")
+        if not response["ok"]:
+            raise RuntimeError(f"the sandbox zygote refused the run: {response['error']}")
+        return response["run"]
+
+    def close(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class SandboxPool:
+    """Up to ``workers`` zygotes, started when first needed and reused until :meth:`close`.
+
+    ``namespaces=False`` keeps to the layers that need no namespace (resource limits, a
+    separate user id when root, the guard); the tests use it to check that fallback.
+    """
+
+    def __init__(self, workers: int = 2, *, namespaces: bool = True) -> None:
+        if workers < 1:
+            raise ValueError(f"a sandbox pool needs at least one worker, got {workers}")
+        self.workers = workers
+        self.namespaces = namespaces
+        self._idle: queue.SimpleQueue[ZygoteProcess] = queue.SimpleQueue()
+        self._started: list[ZygoteProcess] = []
+        self._lock = threading.Lock()
+
+    def _acquire(self) -> ZygoteProcess:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if len(self._started) < self.workers:
+                zygote = ZygoteProcess(self.namespaces)
+                self._started.append(zygote)
+                return zygote
+        return self._idle.get()
+
+    def _replace(self, dead: ZygoteProcess) -> None:
+        with self._lock:
+            self._started.remove(dead)
+        dead.close()
+
+    def isolation(self) -> dict[str, Any]:
+        """Which layers the kernel allows here (starts a zygote if none runs yet)."""
+        zygote = self._acquire()
+        try:
+            return dict(zygote.isolation)
+        finally:
+            self._idle.put(zygote)
+
+    def run(self, source: str, limits: SandboxLimits | None = None) -> SandboxResult:
+        """Run one program; see :func:`run_program`."""
+        if not isinstance(source, str):
+            raise TypeError(f"a program's source must be a str, got {type(source).__name__}")
+        limits = limits or SandboxLimits()
+        zygote = self._acquire()
+        try:
+            raw = zygote.run(source, limits)
+        except ZygoteDied as error:
+            self._replace(zygote)
+            return SandboxResult(
+                status="crashed",
+                exit_code=None,
+                duration_s=0.0,
+                stderr_tail="",
+                stdout_tail="",
+                message=str(error),
+            )
+        self._idle.put(zygote)
+        return classify(raw, source, limits)
+
+    def run_many(
+        self,
+        sources: Sequence[str],
+        limits: SandboxLimits | None = None,
+        *,
+        workers: int | None = None,
+        progress: bool = False,
+    ) -> list[SandboxResult]:
+        """Run programs with at most ``workers`` (default: the pool's size) at a time."""
+        for index, source in enumerate(sources):
+            if not isinstance(source, str):
+                raise TypeError(f"program {index} must be a str, got {type(source).__name__}")
+        workers = min(workers or self.workers, self.workers)
+        results: list[SandboxResult | None] = [None] * len(sources)
+        with (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as executor,
+            tqdm(total=len(sources), desc="sandbox", unit="program", disable=not progress) as bar,
+        ):
+            futures = {
+                executor.submit(self.run, source, limits): i for i, source in enumerate(sources)
+            }
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+        return [result for result in results if result is not None]
+
+    def close(self) -> None:
+        with self._lock:
+            zygotes, self._started = self._started, []
+        for zygote in zygotes:
+            zygote.close()
+        self._idle = queue.SimpleQueue()
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_shared: SandboxPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool(workers: int = 1) -> SandboxPool:
+    """The process-wide pool behind ``run_program``/``run_programs``, grown to ``workers``."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = SandboxPool(workers)
+            atexit.register(_shared.close)
+        _shared.workers = max(_shared.workers, workers)
+        return _shared
+
+
+def run_program(source: str, *, limits: SandboxLimits | None = None) -> SandboxResult:
+    """Run one Python program (typically solution + tests) in the sandbox.
+
+    Introduced in chapter "Running untrusted code"; the evaluation chapters call it (through
+    :func:`run_programs`) for every HumanEval and MBPP completion.
+    """
+    return shared_pool(1).run(source, limits)
+
+
+def run_programs(
+    sources: list[str],
+    *,
+    limits: SandboxLimits | None = None,
+    workers: int = 2,
+    progress: bool = False,
+) -> list[SandboxResult]:
+    """Run many programs, at most ``workers`` at a time; results in input order."""
+    return shared_pool(workers).run_many(sources, limits, workers=workers, progress=progress)
