@@ -1,0 +1,85 @@
+"""Measuring training speed in isolation: tokens per second and model FLOP/s of one configuration.
+
+The training loop logs its own speed, but choosing a preset (chapter 4's sweep) or checking a
+speed target (``benchmarks/bench_training.py``) needs a measurement that is quick, repeatable and
+independent of the data: random token ids, the real model, the real optimizer, the same
+micro-batch, timed after warm-up (which includes ``torch.compile``'s compilation).
+Introduced in chapter 4 ("How fast is fast?").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers import PhiConfig
+
+from phi1lib.training.flops import flops_per_token
+from phi1lib.training.presets import build_model, parameter_counts
+
+
+@dataclass(frozen=True)
+class SpeedResult:
+    """One configuration's measured training speed."""
+
+    tokens_per_s: float
+    model_flops_per_s: float
+    flops_per_token: float
+    warmup_s: float
+    step_s: float
+    non_embedding_params: int
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+def measure_training_speed(
+    config: PhiConfig,
+    *,
+    seq_len: int,
+    micro_batch: int,
+    compile: bool,
+    steps: int = 8,
+    warmup_steps: int = 3,
+    attention: str = "sdpa",
+    device: str = "cpu",
+) -> SpeedResult:
+    """Time ``steps`` forward-backward-AdamW steps on random tokens after ``warmup_steps``.
+
+    Reports the median step time, which is robust to other work on a shared machine.
+    Chapter 4.
+    """
+    model = build_model(PhiConfig.from_dict(config.to_dict()), attention=attention).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    forward = torch.compile(model) if compile else model
+    tokens = torch.randint(0, config.vocab_size, (micro_batch, seq_len), device=device)
+
+    def step() -> None:
+        loss = forward(input_ids=tokens, labels=tokens, use_cache=False).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
+    for _ in range(warmup_steps):
+        step()
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(steps):
+        begin = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - begin)
+    step_s = sorted(times)[len(times) // 2]
+    per_token = flops_per_token(config, seq_len)
+    tokens_per_s = micro_batch * seq_len / step_s
+    return SpeedResult(
+        tokens_per_s=tokens_per_s,
+        model_flops_per_s=tokens_per_s * per_token,
+        flops_per_token=per_token,
+        warmup_s=warmup,
+        step_s=step_s,
+        non_embedding_params=parameter_counts(config)["non_embedding"],
+    )
