@@ -24,7 +24,15 @@ from phi1lib.runstore import Artifact, RunStore, file_digest, fingerprint
 log = logging.getLogger(__name__)
 
 # Stage name -> "module:attribute" of its Stage object, in pipeline order.
-STAGES: dict[str, str] = {}
+STAGES: dict[str, str] = {
+    # Chapter 1: filtering real code to textbook quality (phi1lib.filtering).
+    "code_corpus": "phi1lib.filtering.stages:CODE_CORPUS",
+    "raw_code": "phi1lib.filtering.stages:RAW_CODE",
+    "code_judgements": "phi1lib.filtering.stages:CODE_JUDGEMENTS",
+    "code_embeddings": "phi1lib.filtering.stages:CODE_EMBEDDINGS",
+    "edu_classifier": "phi1lib.filtering.stages:EDU_CLASSIFIER",
+    "filtered_code": "phi1lib.filtering.stages:FILTERED_CODE",
+}
 
 
 @dataclass

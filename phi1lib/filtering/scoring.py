@@ -1,0 +1,122 @@
+"""Scoring code with the trained filter: whole corpora, shards of them, or a reader's own files.
+
+A :class:`QualityFilter` is the profile's embedder plus the trained forest plus the keep
+threshold. Its score is the forest's probability that a file is educational; a file is kept when
+the score reaches the threshold. For corpora too big for one machine, worker ``i`` of ``N``
+scores the files ``i, i + N, i + 2N, ...`` (:func:`shard_of`), so the workers together score
+every file exactly once and need not talk to each other. Introduced in chapter 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from phi1lib.embeddings import Embedder, load_embedder
+from phi1lib.filtering.classifier import educational_probability, load_classifier
+from phi1lib.filtering.corpus import read_python_file
+
+T = TypeVar("T")
+MODEL_FILE = "model.pkl"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"3/8"`` -> ``(3, 8)``: worker 3 of 8 (workers count from 0)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(
+            f"a shard is written i/N with whole numbers, e.g. 3/8; got {text!r}"
+        ) from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {text!r}: need N >= 1 and 0 <= i < N")
+    return index, count
+
+
+def shard_of(items: Sequence[T], index: int, count: int) -> list[T]:
+    """The items worker ``index`` of ``count`` handles: every ``count``-th, from ``index``."""
+    return list(items[index::count])
+
+
+@dataclass
+class QualityFilter:
+    """Embedder + forest + threshold: everything needed to score a file (chapter 1)."""
+
+    embedder: Embedder
+    model: Any
+    threshold: float
+
+    @classmethod
+    def from_profile(cls, profile: Any) -> QualityFilter:
+        """The profile's trained filter, training it through the run store if it has none."""
+        from phi1lib import pipeline
+
+        artifact = pipeline.run("edu_classifier", profile)
+        embed = profile.section("embed")
+        embedder = load_embedder(
+            embed["model"],
+            max_tokens=embed["max_tokens"],
+            max_chunks=embed["max_chunks"],
+            batch_size=embed["batch_size"],
+        )
+        return cls(
+            embedder, load_classifier(artifact.file(MODEL_FILE)), profile.classifier.threshold
+        )
+
+    def score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        return educational_probability(self.model, embeddings)
+
+    def score_texts(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """The educational-value score of each text, from 0 to 1."""
+        return self.score_embeddings(self.embedder.embed(texts, progress=progress))
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def score_records(
+    records: Iterable[dict[str, Any]],
+    quality_filter: QualityFilter,
+    *,
+    batch_size: int = 256,
+    with_text: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """One result per corpus record, in order: its score and verdict, or its skip reason.
+
+    Records are embedded ``batch_size`` at a time, so results stream out while a large corpus is
+    still being read. ``with_text`` keeps the text of kept files (to build a filtered corpus
+    from the shards' outputs). (chapter 1)
+    """
+    for batch in _batches(records, batch_size):
+        readable = [r for r in batch if r["skip_reason"] is None]
+        scores = quality_filter.score_texts([r["text"] for r in readable]) if readable else []
+        score_of = {id(r): float(s) for r, s in zip(readable, scores, strict=True)}
+        for record in batch:
+            row: dict[str, Any] = {"path": record["path"]}
+            if record["skip_reason"] is not None:
+                row["skip_reason"] = record["skip_reason"]
+            else:
+                score = score_of[id(record)]
+                row.update(score=round(score, 6), kept=score >= quality_filter.threshold)
+                if with_text and row["kept"]:
+                    row["text"] = record["text"]
+            yield row
+
+
+def file_records(paths: Iterable[Path], max_file_bytes: int) -> Iterator[dict[str, Any]]:
+    """Corpus-style records for files a reader named (read lazily, bad files flagged)."""
+    for path in paths:
+        text, size, reason = read_python_file(Path(path), max_file_bytes)
+        yield {"text": text, "path": str(path), "size": size, "skip_reason": reason}
