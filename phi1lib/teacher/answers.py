@@ -8,6 +8,7 @@ malformed answer is never stored as a record. Introduced in the appendix on teac
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -19,6 +20,14 @@ from phi1lib.teacher.records import TeacherRequest
 
 # Open models often wrap JSON in a markdown fence even when asked not to; that much is forgiven.
 _FENCED = re.compile(r"^```(?:json)?\s*\n(.*)\n```$", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=64)
+def schema_validator(schema_json: str) -> jsonschema.Draft202012Validator:
+    """A validator per distinct schema (given as sorted JSON), checked once and then reused."""
+    schema = json.loads(schema_json)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,7 @@ def read_answer(request: TeacherRequest, content: str | None, finish_reason: str
         parsed = json.loads(stripped)
     except json.JSONDecodeError as error:
         return Answer(content, problem=f"not valid JSON ({error.msg} at char {error.pos})")
-    validator = jsonschema.Draft202012Validator(request.json_schema)
+    validator = schema_validator(json.dumps(request.json_schema, sort_keys=True))
     errors = sorted(validator.iter_errors(parsed), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"

@@ -168,6 +168,8 @@ class BudgetGuard:
 
     async def reserve(self, reservation: Reservation) -> Reservation | None:
         """Reserve, waiting for answers in flight when that could make room; None means stop."""
+        if not self.active:
+            return self._take(reservation)
         if self._changed is None:
             self._changed = asyncio.Condition()
         async with self._changed:
@@ -222,6 +224,6 @@ class BudgetGuard:
 
     async def settle(self, reservation: Reservation, usage: dict[str, int] | None) -> None:
         self.settle_now(reservation, usage)
-        if self._changed is not None:
+        if self.active and self._changed is not None:
             async with self._changed:
                 self._changed.notify_all()

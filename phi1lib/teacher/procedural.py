@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from phi1lib.teacher.answers import schema_validator
 from phi1lib.teacher.keys import request_key
 from phi1lib.teacher.prompts import load_template
 from phi1lib.teacher.protocol import PromptContractError, parse_prompt
@@ -197,7 +198,7 @@ class ProceduralTeacher:
             return None
         schema = (form.get("json_schema") or {}).get("schema")
         try:
-            jsonschema.Draft202012Validator.check_schema(schema)
+            schema_validator(json.dumps(schema, sort_keys=True))
         except jsonschema.SchemaError as error:
             raise RequestProblem(
                 400, f"response_format schema is invalid: {error.message}", param="response_format"
@@ -223,7 +224,8 @@ class ProceduralTeacher:
                 exercise = self.engine.inject_mistake(exercise, plan.seed)
             answer = {name: exercise[name] for name in EXERCISE_FIELDS}
         if plan.schema is not None:
-            errors = list(jsonschema.Draft202012Validator(plan.schema).iter_errors(answer))
+            validator = schema_validator(json.dumps(plan.schema, sort_keys=True))
+            errors = list(validator.iter_errors(answer))
             if errors:
                 raise RequestProblem(
                     500,

@@ -3,7 +3,7 @@
 Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, the Batch
 API's ``/v1/files`` and ``/v1/batches`` (see :mod:`phi1lib.teacher.server_batch`), and two of its
 own: ``GET /health`` and ``GET /phi1/stats`` (how many requests it saw, answered and refused,
-and how many times it answered each request key). Anything it cannot serve gets an OpenAI-style
+and how many times it was asked and answered each request key). Anything it cannot serve gets an OpenAI-style
 JSON error with a 4xx status; a bug inside becomes a 500 JSON error, never a crash. Being
 asynchronous, it holds thousands of slow (``--latency``) requests at almost no cost.
 Run it with ``phi1 teacher serve`` (or ``python -m phi1lib.teacher``); it prints its base URL
@@ -71,6 +71,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             param=problem.param,
             code=problem.code,
         )
+    service.requests_by_key[plan.key] += 1
     fault = service.draw_fault()
     config = service.config
     if fault == "rate_limit":
@@ -117,6 +118,7 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "counts": dict(service.counts),
+            "requests_by_key": dict(service.requests_by_key),
             "answered_by_key": dict(service.answered_by_key),
             "uptime_s": time.time() - service.started,
         }

@@ -167,12 +167,13 @@ async def _process(app: web.Application, batch: dict[str, Any]) -> None:
         service.counts["batch_requests"] += 1
         fault = service.draw_fault()
         try:
+            plan = service.teacher.plan(line["body"])
+            service.requests_by_key[plan.key] += 1
             if fault in ("rate_limit", "server_error", "drop"):
                 service.counts[f"fault_{fault}"] += 1
                 raise RequestProblem(
                     500, "The server had an error (injected fault).", kind="server_error"
                 )
-            plan = service.teacher.plan(line["body"])
             output.append(_result_line(line["custom_id"], 200, service.answer(plan, fault)))
             batch["request_counts"]["completed"] += 1
         except RequestProblem as problem:

@@ -40,6 +40,7 @@ class TeacherService:
         self.teacher = teacher or ProceduralTeacher(config)
         self.dice = random.Random(config.fault_seed)
         self.counts: Counter[str] = Counter()
+        self.requests_by_key: Counter[str] = Counter()  # every valid request, answered or not
         self.answered_by_key: Counter[str] = Counter()
         self.started = time.time()
 

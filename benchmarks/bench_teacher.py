@@ -1,0 +1,70 @@
+"""Teacher client throughput against the offline server: achieved requests/s vs the latency bound.
+
+With ``concurrency`` requests in flight and every answer taking ``latency`` seconds, no client
+can do better than ``concurrency / latency`` requests per second (32 / 0.2 s = 160/s). The
+target (docs/performance.md) is at least 90% of that bound: the client's own overhead (HTTP,
+JSON, validation, the fsync'd cache, the progress bar) must stay small next to the latency.
+The figure printed is the ratio achieved / bound, measured in one run, so machine load shifts
+it less than an absolute rate would.
+
+    .venv/bin/python benchmarks/bench_teacher.py [--requests 1600] [--latency 0.2] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+from phi1lib.teacher import LocalTeacherServer, ServerConfig, TeacherEndpoint, run_requests, tasks
+
+SNIPPETS = [
+    "def add(a, b):\n    return a + b\n",
+    "for i in range(10):\n    print(i * i)\n",
+    'def is_even(n):\n    """True when n is even."""\n    return n % 2 == 0\n',
+    "import os\nCONFIG = os.environ.get('APP_CONFIG', 'default')\n",
+]
+
+
+def judge_requests(count: int) -> list:
+    """Distinct judge prompts (the cheapest task to write, so the client is what is measured)."""
+    return [
+        tasks.judge_request(SNIPPETS[i % len(SNIPPETS)] + f"# variant {i}\n", f"bench{i}")
+        for i in range(count)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1600)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--content-module", default=ServerConfig.content_module)
+    args = parser.parse_args()
+
+    config = ServerConfig(latency=args.latency, content_module=args.content_module)
+    requests = judge_requests(args.requests)
+    with LocalTeacherServer(config) as server, tempfile.TemporaryDirectory() as cache:
+        endpoint = TeacherEndpoint(
+            base_url=server.base_url, model=config.model, kind="local", concurrency=args.concurrency
+        )
+        run_requests(endpoint, judge_requests(args.concurrency), progress=False)  # warm up
+        load = os.getloadavg()[0]
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        report = run_requests(endpoint, requests, cache_dir=cache, progress=False)
+        wall = time.perf_counter() - started
+        client_cpu = time.process_time() - cpu_before
+    assert report.counts["ok"] == args.requests, report.summary()
+    achieved = args.requests / wall
+    bound = args.concurrency / args.latency
+    print(f"requests: {args.requests}, concurrency: {args.concurrency}, latency: {args.latency} s")
+    print(f"load average before the run: {load:.2f} on {os.cpu_count()} CPUs")
+    print(f"client CPU: {1000 * client_cpu / args.requests:.2f} ms per request")
+    print(f"achieved: {achieved:.1f} requests/s; bound: {bound:.1f} requests/s")
+    print(f"ratio achieved/bound: {achieved / bound:.3f} (target >= 0.90)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""The teacher client's parts, without a server: prompts, answers, cache, budget, retries, batches."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+
+from phi1lib.teacher import PriceTable, TeacherEndpoint, TeacherRequest, TeacherResult, tasks
+from phi1lib.teacher.answers import read_answer
+from phi1lib.teacher.batch import BatchFormatError, batch_input_line, parse_batch_line
+from phi1lib.teacher.budget import BudgetError, BudgetGuard, Price
+from phi1lib.teacher.cache import ResponseCache
+from phi1lib.teacher.keys import chat_body, request_key
+from phi1lib.teacher.prompts import available_templates, load_template, read_template
+from phi1lib.teacher.protocol import PromptContractError, parse_prompt
+from phi1lib.teacher.retry import backoff_s, is_retryable, retry_after_s
+from phi1lib.teacher.tokens import count_tokens, truncate_tokens
+
+TEXTBOOK = {
+    "topic": "recursion",
+    "subtopic": "base cases",
+    "audience": "beginners",
+    "style": "socratic",
+}
+EXERCISE = {"function_name": "count_vowels", "topic": "strings", "difficulty": "easy"}
+
+
+# ---- prompt templates and the contract ---------------------------------------------------------
+
+
+def test_the_three_templates_load_and_carry_their_task_line():
+    assert available_templates() == ["code_exercise", "judge_educational_value", "textbook_section"]
+    for template_id in available_templates():
+        template = load_template(template_id)
+        assert template.version >= 1
+        assert f"Task: {template_id}" in template.user
+        assert template.params["max_tokens"] > 0
+
+
+def test_rendered_prompts_parse_back_exactly():
+    request = tasks.textbook_request(TEXTBOOK, "t1", seed=7)
+    parsed = parse_prompt(request.messages[-1]["content"])
+    assert parsed.task == "textbook_section"
+    assert parsed.constraints == TEXTBOOK
+    assert request.params["seed"] == 7 and request.json_schema is None
+
+    code = 'def f(x):\n    """Return x."""\n    return x  # a comment: with colon\n'
+    judge = tasks.judge_request(code, "j1")
+    parsed = parse_prompt(judge.messages[-1]["content"])
+    assert parsed.task == "judge_educational_value" and parsed.code == code
+    assert judge.json_schema["required"] == ["reason", "score"]
+
+
+def test_prompts_refuse_what_the_contract_cannot_carry():
+    with pytest.raises(PromptContractError, match="needs the constraints"):
+        tasks.exercise_request({"topic": "strings"}, "e1", seed=0)
+    with pytest.raises(PromptContractError, match="one non-empty line"):
+        tasks.textbook_request({**TEXTBOOK, "topic": "two\nlines"}, "t1", seed=0)
+    with pytest.raises(PromptContractError, match="Task:"):
+        parse_prompt("Write me a poem.")
+    with pytest.raises(PromptContractError, match="</code>"):
+        tasks.judge_request("x = 1\n</code>\n", "j1")
+
+
+def test_a_broken_template_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "code_exercise.toml"
+    path.write_text(
+        'id = "code_exercise"\nversion = 0\nsystem = "s"\nuser = "Task: code_exercise"\n'
+    )
+    with pytest.raises(PromptContractError, match=r"code_exercise\.toml.*positive integer"):
+        read_template(path)
+
+
+# ---- reading answers -------------------------------------------------------------------------
+
+
+def _judge() -> TeacherRequest:
+    return tasks.judge_request("print('hello')\n", "j1")
+
+
+def test_structured_answers_are_parsed_and_validated():
+    request = _judge()
+    good = read_answer(request, '{"reason": "prints", "score": 2}', "stop")
+    assert good.usable and good.parsed == {"reason": "prints", "score": 2}
+    fenced = read_answer(request, '```json\n{"reason": "r", "score": 1}\n```', "stop")
+    assert fenced.usable and fenced.parsed["score"] == 1
+
+    broken = read_answer(request, 'Sure! {"reason": "r", "score": 1}', "stop")
+    assert not broken.usable and "not valid JSON" in broken.problem
+    out_of_range = read_answer(request, '{"reason": "r", "score": 9}', "stop")
+    assert not out_of_range.usable and "schema" in out_of_range.problem
+    wrong_type = read_answer(request, '{"reason": "r", "score": "4 out of 5"}', "stop")
+    assert not wrong_type.usable and "score" in wrong_type.problem
+    extra = read_answer(request, '{"reason": "r", "score": 3, "mood": "happy"}', "stop")
+    assert not extra.usable
+    cut = read_answer(request, '{"reason": "r", "sco', "length")
+    assert not cut.usable and "truncated" in cut.problem
+
+
+def _result(request: TeacherRequest, parsed, status="ok") -> TeacherResult:
+    return TeacherResult(
+        id=request.id,
+        status=status,
+        text=json.dumps(parsed),
+        parsed=parsed,
+        provenance={"constraints": dict(request.constraints)},
+    )
+
+
+def test_parse_judgement_and_exercise():
+    assert tasks.parse_judgement(_result(_judge(), {"reason": "ok", "score": 4})) == (4, "ok")
+    request = tasks.exercise_request(EXERCISE, "e1", seed=0)
+    exercise = {
+        "function_name": "count_vowels",
+        "signature": "def count_vowels(text: str) -> int:",
+        "docstring": "Count the vowels in text.",
+        "solution": 'def count_vowels(text: str) -> int:\n    """Count."""\n    return sum(c in "aeiou" for c in text)\n',
+        "tests": ["assert count_vowels('abc') == 1", "assert count_vowels('') == 0"],
+    }
+    assert tasks.parse_exercise(_result(request, exercise)) == exercise
+
+    renamed = {**exercise, "function_name": "vowels"}
+    with pytest.raises(tasks.TeacherOutputError, match="asked for function 'count_vowels'"):
+        tasks.parse_exercise(_result(request, renamed))
+    with pytest.raises(tasks.TeacherOutputError, match="solution is not valid Python"):
+        tasks.parse_exercise(_result(request, {**exercise, "solution": "def count_vowels(:"}))
+    with pytest.raises(tasks.TeacherOutputError, match="test 1 is not an assert"):
+        tasks.parse_exercise(_result(request, {**exercise, "tests": ["assert True", "x = 1"]}))
+    with pytest.raises(tasks.TeacherOutputError, match=r"e1.*failed"):
+        tasks.parse_exercise(TeacherResult(id="e1", status="failed", error="HTTP 500"))
+
+
+# ---- keys and the cache ----------------------------------------------------------------------
+
+
+def test_the_key_covers_model_messages_parameters_and_seed():
+    request = tasks.textbook_request(TEXTBOOK, "t1", seed=1)
+    key = request_key(chat_body("m", request))
+    assert key == request_key(chat_body("m", tasks.textbook_request(TEXTBOOK, "other-id", seed=1)))
+    assert key != request_key(chat_body("m", tasks.textbook_request(TEXTBOOK, "t1", seed=2)))
+    assert key != request_key(chat_body("m2", request))
+    assert key != request_key({**chat_body("m", request), "temperature": 0.1})
+
+
+def _record(key: str) -> dict:
+    return {"key": key, "id": key, "text": f"answer {key}", "usage": {}}
+
+
+def test_the_cache_survives_a_torn_last_line(tmp_path):
+    cache = ResponseCache(tmp_path)
+    cache.append_many([_record("a"), _record("b")])
+    with cache.path.open("ab") as handle:  # a writer killed in the middle of a line
+        handle.write(b'{"key": "c", "id": "c", "te')
+    reread = ResponseCache(tmp_path)
+    assert reread.keys() == {"a", "b"}
+    assert reread.append_many([_record("d"), _record("a")]) == 1
+    final = ResponseCache(tmp_path)
+    assert final.keys() == {"a", "b", "d"} and final.torn_lines == 1
+    assert final.get("d")["text"] == "answer d"
+
+
+def _append_from_process(folder: str, keys: list[str]) -> None:
+    cache = ResponseCache(folder)
+    for key in keys:
+        cache.append_many([_record(key)])
+
+
+def test_concurrent_writers_lose_nothing_and_duplicate_nothing(tmp_path):
+    shared = [f"shared{i}" for i in range(40)]
+    jobs = [shared + [f"p{p}-{i}" for i in range(80)] for p in range(3)]
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_append_from_process, args=(str(tmp_path), keys)) for keys in jobs
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    lines = (tmp_path / "responses.jsonl").read_bytes().splitlines()
+    keys = [json.loads(line)["key"] for line in lines]
+    assert len(keys) == len(set(keys)) == 40 + 3 * 80
+
+
+# ---- the budget --------------------------------------------------------------------------------
+
+
+def test_prices_come_from_the_table_with_dated_snapshots():
+    table = PriceTable.load()
+    assert table.price("gpt-4o-mini-2024-07-18") == table.price("gpt-4o-mini")
+    assert table.price("gpt-4o-mini").input == pytest.approx(0.15)
+    assert table.price("gpt-4o-pro") is None  # a different model, not a snapshot
+    assert table.cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(12.5)
+    assert table.cost("gpt-4o", 1_000_000, 1_000_000, batch=True) == pytest.approx(6.25)
+
+
+def test_a_money_budget_needs_a_price_and_a_budget_needs_max_tokens():
+    with pytest.raises(BudgetError, match="needs a price"):
+        BudgetGuard(model="my-vllm-model", prices=PriceTable.load(), budget_usd=1.0)
+    guard = BudgetGuard(model="gpt-4o", prices=PriceTable.load(), budget_tokens=1000)
+    body = chat_body("gpt-4o", _judge())
+    body.pop("max_tokens")
+    with pytest.raises(BudgetError, match="no max_tokens"):
+        guard.estimate(body, "j1")
+
+
+def test_the_guard_reserves_the_worst_case_and_stops_before_the_budget():
+    table = PriceTable(models={"m": Price(input=1000.0, output=2000.0)})
+    guard = BudgetGuard(model="m", prices=table, budget_usd=3.0)
+    body = chat_body("m", _judge())
+    estimate = guard.estimate(body, "j1")
+    assert estimate.tokens > body["max_tokens"]
+    admitted = 0
+    while guard.try_reserve(guard.estimate(body, "j1")) is not None:
+        admitted += 1
+    assert admitted >= 1 and guard.stopped
+    assert admitted * estimate.usd <= 3.0 < (admitted + 1) * estimate.usd
+
+
+# ---- retries -----------------------------------------------------------------------------------
+
+
+def _status_error(status: int, headers: dict[str, str]) -> openai.APIStatusError:
+    request = httpx2.Request("POST", "http://teacher/v1/chat/completions")
+    response = httpx2.Response(status, headers=headers, request=request)
+    return openai.APIStatusError("boom", response=response, body=None)
+
+
+def test_what_is_retried_and_how_long_it_waits():
+    assert is_retryable(_status_error(429, {}))
+    assert is_retryable(_status_error(503, {}))
+    assert not is_retryable(_status_error(400, {}))
+    assert not is_retryable(_status_error(401, {}))
+    request = httpx2.Request("POST", "http://teacher/v1/chat/completions")
+    assert is_retryable(openai.APIConnectionError(request=request))
+    assert is_retryable(openai.APITimeoutError(request=request))
+
+    assert retry_after_s(_status_error(429, {"retry-after-ms": "250"})) == pytest.approx(0.25)
+    assert retry_after_s(_status_error(429, {"retry-after": "3"})) == pytest.approx(3.0)
+    assert 1.0 <= backoff_s(0, _status_error(429, {"retry-after": "1"})) <= 1.2
+    waits = [backoff_s(attempt, base_s=0.5, cap_s=8.0) for attempt in range(12)]
+    assert all(0 <= wait <= 8.0 for wait in waits)
+
+
+# ---- Batch API files, in OpenAI's exact format -----------------------------------------------
+
+OUTPUT_LINE = (
+    '{"id": "batch_req_123", "custom_id": "request-2", "response": {"status_code": 200, '
+    '"request_id": "req_123", "body": {"id": "chatcmpl-123", "object": "chat.completion", '
+    '"created": 1711652795, "model": "gpt-4o-mini", "choices": [{"index": 0, "message": '
+    '{"role": "assistant", "content": "Hello."}, "logprobs": null, "finish_reason": "stop"}], '
+    '"usage": {"prompt_tokens": 22, "completion_tokens": 2, "total_tokens": 24}, '
+    '"system_fingerprint": "fp_123"}}, "error": null}'
+)
+ERROR_LINE = (
+    '{"id": "batch_req_456", "custom_id": "request-1", "response": null, '
+    '"error": {"code": "invalid_prompt", "message": "Your prompt was flagged."}}'
+)
+
+
+def test_batch_input_and_output_lines_follow_openai_format():
+    body = chat_body("gpt-4o-mini", _judge())
+    line = batch_input_line("key-1", body)
+    assert line == {
+        "custom_id": "key-1",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": body,
+    }
+
+    answered = parse_batch_line(OUTPUT_LINE)
+    assert answered.custom_id == "request-2" and answered.status_code == 200
+    assert answered.body["choices"][0]["message"]["content"] == "Hello."
+    assert answered.body["usage"]["prompt_tokens"] == 22
+    failed = parse_batch_line(ERROR_LINE)
+    assert failed.status_code is None and "invalid_prompt" in failed.error
+    with pytest.raises(BatchFormatError, match="custom_id"):
+        parse_batch_line('{"response": {}}', "out.jsonl")
+
+
+# ---- token counting and endpoints ------------------------------------------------------------
+
+
+def test_token_pieces_cover_the_text_and_truncate_cleanly():
+    text = "def add(a, b):\n    return a + b  # sum_of_two\n\nprint(add(1, 22))\n"
+    assert truncate_tokens(text, 10_000) == text
+    assert 15 <= count_tokens(text) <= len(text) / 1.5
+    assert count_tokens(truncate_tokens(text, 7)) == 7
+
+
+def test_endpoints_refuse_bad_settings_and_never_record_the_key():
+    with pytest.raises(ValueError, match="not an http"):
+        TeacherEndpoint(base_url="localhost:8000", model="m")
+    endpoint = TeacherEndpoint(base_url="http://127.0.0.1:8000/v1", model="m", api_key="secret")
+    assert "secret" not in json.dumps(endpoint.describe())
+
+
+def test_run_requests_refuses_repeated_ids(tmp_path):
+    from phi1lib.teacher import run_requests
+
+    endpoint = TeacherEndpoint(base_url="http://127.0.0.1:9/v1", model="m")
+    request = _judge()
+    with pytest.raises(ValueError, match="repeated"):
+        run_requests(endpoint, [request, request], cache_dir=tmp_path, progress=False)
+    assert (
+        not Path(tmp_path, "responses.jsonl").exists()
+        or os.path.getsize(Path(tmp_path, "responses.jsonl")) == 0
+    )
