@@ -1,18 +1,18 @@
 """The code that runs in the forked program process, from the fork to ``os._exit``.
 
-The zygote forks one process per run. Where PID namespaces are available, the fork creates a
-new one and the program is its process 1: when the program exits, the kernel kills whatever it
-left behind in the namespace, daemons that left the process group included. (Process 1 of a
-namespace ignores signals it sends itself with the default action; model-written tests do not
-do that, and a crash by a hardware fault, or the limits' ``SIGKILL``, still ends it.)
+The zygote forks one process per run, into a new PID namespace where that is available: the
+program is its process 1, and when the program exits the kernel kills whatever it left behind
+in the namespace, daemons that left the process group included. (Process 1 of a namespace
+ignores signals it sends itself with the default action; model-written tests do not do that,
+and a crash by a hardware fault, or the limits' ``SIGKILL``, still ends it.)
 
-Before the program's first line the process enters its network and mount namespaces, sets up
-the private filesystem, applies the resource limits, drops to a fresh user id, scrubs its
-environment and installs the guard; then it runs the source with ``exec`` as ``__main__``. Only
-when the source runs to its end does it write the run's random completion token to the report
-pipe, so ``sys.exit(0)`` or ``os._exit(0)`` before the tests cannot pass for success. (A program
-could still find the token in its own memory: the token stops accidents, the operating-system
-layer stops damage.) Introduced in chapter "Running untrusted code".
+Before the program's first line the process joins the empty network namespace, starts a new
+session, applies the resource limits, drops to a fresh user id, scrubs its environment and
+installs the guard; then it runs the source with ``exec`` as ``__main__``. Only when the source
+runs to its end does it write the run's random completion token to the report pipe, so
+``sys.exit(0)`` or ``os._exit(0)`` before the tests cannot pass for success. (A program could
+still find the token in its own memory: the token stops accidents, the operating-system layer
+stops damage.) Introduced in chapter "Running untrusted code".
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class RunPlan:
     isolation: iso.Isolation
     home: str | None
     uid: int | None  # the fresh user id to drop to, or None to keep the zygote's
-    workdir: str | None  # the scratch dir made by the zygote, or None for a private /tmp
+    workdir: str  # the scratch directory, holding the program as PROGRAM_NAME
+    network_fd: int | None  # an empty network namespace to join, or None to keep the zygote's
     stdout_w: int
     stderr_w: int
     report_w: int
@@ -76,20 +77,12 @@ def program_main(plan: RunPlan) -> None:
             (plan.report_w, REPORT_FD),
         ):
             os.dup2(source_fd, target_fd)
+        if plan.network_fd is not None:
+            syscalls.setns(plan.network_fd, syscalls.CLONE_NEWNET)
         _keep_only({0, 1, 2, REPORT_FD})
         os.setsid()  # the run's process group is named by this process's pid
-        syscalls.unshare(plan.isolation.child_unshare_flags(plan.limits.network))
-        if plan.isolation.mount_namespace:
-            scratch_mb = plan.limits.file_size_mb
-            workdir = iso.prepare_filesystem(scratch_mb, plan.home, plan.isolation.pid_namespace)
-        else:
-            workdir = plan.workdir
+        workdir = plan.workdir
         path = os.path.join(workdir, PROGRAM_NAME)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(plan.source)
-        if plan.uid is not None:
-            os.chown(workdir, plan.uid, plan.uid)
-            os.chown(path, plan.uid, plan.uid)
         os.chdir(workdir)
         iso.apply_resource_limits(plan.limits, iso.other_tasks_charged(plan.isolation))
         if plan.uid is not None:

@@ -1,22 +1,26 @@
 """The first layer: what the operating system does to contain a program.
 
-Each sandboxed program runs in a chain of three processes forked from the zygote (see
-``child.py``): a short-lived *launcher* that enters new namespaces, an *init* that becomes
-process 1 of the new PID namespace and sets up the filesystem, and the *program* itself. This
-module holds the steps, each usable only where the kernel allows it:
+The zygote builds the jail once, when it starts, and forks every program into it:
 
-- a PID namespace: when the init exits, the kernel kills every process left in it, daemons
-  that escaped the process group included;
-- a network namespace with no interface up: no connection can leave, not even to 127.0.0.1;
-- a mount namespace: the whole filesystem read-only, private ``tmpfs`` mounts on ``/tmp``,
-  ``/dev/shm`` and ``/var/tmp`` (the scratch directory lives there and vanishes with it), an
-  empty ``tmpfs`` over the caller's home directory, and a ``/proc`` showing only the sandbox;
-- a fresh user id per run when the zygote runs as root, so that ``RLIMIT_NPROC`` (which the
-  kernel does not enforce for root) caps a fork bomb and file permissions protect the rest;
-  an unprivileged zygote gets the namespaces through a user namespace of its own instead;
+- a user namespace, for an unprivileged zygote only: it gives the zygote the right to build
+  the other namespaces without being root on the machine;
+- a PID namespace of the zygote's own, and a fresh one per program in which the program is
+  process 1: when it exits, the kernel kills whatever it left behind, daemons included;
+- a mount namespace: the whole filesystem read-only, private ``tmpfs`` mounts on ``/tmp``
+  (where each program's scratch directory lives; wiped after every run), ``/dev/shm`` and
+  ``/var/tmp``, an empty ``tmpfs`` over the caller's home directory (with only the
+  interpreter's own files put back, where they live there), and a ``/proc`` that shows only
+  the zygote's namespace;
+- an empty network namespace that programs join (no interface up: no connection can leave,
+  not even to 127.0.0.1) unless a run asks for the network;
+- a fresh user id per run when the zygote is root, so that ``RLIMIT_NPROC`` (which the kernel
+  does not enforce for root) caps a fork bomb, and file permissions protect the rest;
 - resource limits (``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NPROC``,
   ``RLIMIT_CORE``) set in the program's process before its code runs.
 
+Each layer is used only where the kernel allows it; :func:`probe` finds out which, trying each
+in a throwaway child first. Building the namespaces once instead of per program is what keeps
+the sandbox faster than a bare ``fork`` harness (see ``benchmarks/bench_sandbox.py``).
 Introduced in chapter "Running untrusted code".
 """
 
@@ -25,6 +29,8 @@ from __future__ import annotations
 import os
 import resource
 import secrets
+import shutil
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,10 +39,11 @@ from phi1lib.sandbox import syscalls
 from phi1lib.sandbox.limits import SandboxLimits
 
 SCRATCH_IN_NAMESPACE = "/tmp/sandbox"
+PRIVATE_DIRS = ("/tmp", "/dev/shm", "/var/tmp")
 # Fresh user ids are drawn from a range no distribution hands out to real accounts.
 _UID_BASE = 3_000_000_000
 _UID_SPAN = 1_000_000_000
-_PRIVATE_TMPFS = ("/dev/shm", "/var/tmp")
+_MOUNT_FLAGS = syscalls.MS_NOSUID | syscalls.MS_NODEV
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,9 @@ class Isolation:
     ``process_limit`` says how ``RLIMIT_NPROC`` can cap the program's processes:
     ``separate-uid`` (a root zygote runs each program under a fresh user id, so the count starts
     at zero), ``user-namespace`` (the count is kept per user namespace and holds the zygote and
-    the init besides the program), ``shared-uid`` (the count holds every process of the user,
-    read from ``/proc`` just before the limit is set) or ``none`` (root without the right to
-    change user id: the kernel does not enforce the limit for root).
+    the process that started it besides the program), ``shared-uid`` (the count holds every
+    process of the user, read from ``/proc`` just before the limit is set) or ``none`` (root
+    without the right to change user id: the kernel does not enforce the limit for root).
     """
 
     user_namespace: bool = False
@@ -60,16 +67,6 @@ class Isolation:
     @property
     def separate_uid(self) -> bool:
         return self.process_limit == "separate-uid"
-
-    def child_unshare_flags(self, network: bool) -> int:
-        """The namespaces the forked program process enters itself (the zygote makes its PID
-        namespace, since a process cannot move into a new PID namespace, only its children)."""
-        flags = 0
-        if self.mount_namespace:
-            flags |= syscalls.CLONE_NEWNS
-        if self.network_namespace and not network:
-            flags |= syscalls.CLONE_NEWNET
-        return flags
 
     def layers(self, network: bool) -> tuple[str, ...]:
         """Short names of the layers a run with these settings gets, for its result."""
@@ -90,9 +87,8 @@ class Isolation:
 def enter_user_namespace() -> bool:
     """Make an unprivileged process root of a user namespace of its own (mapping only its ids).
 
-    This gives the zygote the capabilities to create PID, network and mount namespaces for its
-    children without being root on the machine. Must run while the process is single-threaded.
-    Returns False where the kernel (or a security module) forbids it.
+    Must run while the process is single-threaded. Returns False where the kernel (or a
+    security module such as AppArmor) forbids it.
     """
     uid, gid = os.getuid(), os.getgid()
     try:
@@ -103,6 +99,70 @@ def enter_user_namespace() -> bool:
         with open(f"/proc/self/{name}", "w") as handle:
             handle.write(text)
     return True
+
+
+def become_pid_namespace_init() -> bool:
+    """Continue as process 1 of a new PID namespace; the original process waits and exits.
+
+    The zygote then sees only its own processes in ``/proc``, and may rejoin its namespace
+    after making one per run (:func:`fork_into_new_pid_namespace`); an unprivileged zygote may
+    do that only in a namespace its user namespace owns. Returns False where not allowed.
+    """
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWPID)
+    except OSError:
+        return False
+    pid = os.fork()
+    if pid != 0:
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    return True
+
+
+def fork_into_new_pid_namespace(own_namespace_fd: int) -> int:
+    """``os.fork`` whose child is process 1 of a new PID namespace; the caller stays where it was.
+
+    ``own_namespace_fd`` is an open ``/proc/self/ns/pid`` of the caller, used to point its
+    later children back at its own namespace.
+    """
+    syscalls.unshare(syscalls.CLONE_NEWPID)
+    try:
+        pid = os.fork()
+    except BaseException:
+        syscalls.setns(own_namespace_fd, syscalls.CLONE_NEWPID)
+        raise
+    if pid != 0:
+        syscalls.setns(own_namespace_fd, syscalls.CLONE_NEWPID)
+    return pid
+
+
+def make_empty_network_namespace() -> int:
+    """An open file descriptor of a new network namespace with no interface up.
+
+    A helper child creates the namespace and hands back a descriptor of it over a Unix socket,
+    then exits; the descriptor keeps the namespace alive for programs to join with ``setns``
+    (much cheaper than creating and destroying one per program).
+    """
+    ours, helpers = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            syscalls.unshare(syscalls.CLONE_NEWNET)
+            fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+            socket.send_fds(helpers, [b"1"], [fd])
+        finally:
+            os._exit(0)
+    helpers.close()
+    try:
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+    if not fds:
+        raise OSError("the helper could not create a network namespace")
+    os.set_inheritable(fds[0], False)
+    return fds[0]
 
 
 def fresh_uid() -> int:
@@ -160,7 +220,7 @@ def interpreter_paths_in(home: str) -> list[str]:
     return kept
 
 
-def _hide_home(home: str, flags: int) -> None:
+def _hide_home(home: str) -> None:
     """Cover ``home`` with an empty read-only tmpfs, bind-mounting back only the interpreter.
 
     The new tmpfs is assembled under the private /tmp, while the real home is still visible,
@@ -168,7 +228,7 @@ def _hide_home(home: str, flags: int) -> None:
     """
     stage = "/tmp/.home"
     os.mkdir(stage)
-    syscalls.mount("tmpfs", stage, "tmpfs", flags, "size=1m,mode=755")
+    syscalls.mount("tmpfs", stage, "tmpfs", _MOUNT_FLAGS, "size=1m,mode=755")
     for path in interpreter_paths_in(home):
         target = stage + path[len(home.rstrip(os.sep)) :]
         os.makedirs(target, mode=0o755)
@@ -178,25 +238,55 @@ def _hide_home(home: str, flags: int) -> None:
     syscalls.make_tree_read_only(home)
 
 
-def prepare_filesystem(scratch_mb: int, home: str | None, own_proc: bool) -> str:
-    """Set up the private filesystem view (in a fresh mount namespace); return the scratch dir.
+def build_private_filesystem(home: str | None, own_proc: bool) -> None:
+    """Enter a new mount namespace and set up the sandbox's view of the filesystem.
 
     Mounts are first made private so that nothing done here propagates back to the machine.
+    ``own_proc`` mounts a ``/proc`` for the caller's PID namespace (the caller must be in one
+    it made).
     """
+    syscalls.unshare(syscalls.CLONE_NEWNS)
     syscalls.mount("none", "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE, None)
     syscalls.make_tree_read_only("/")
-    flags = syscalls.MS_NOSUID | syscalls.MS_NODEV
-    syscalls.mount("tmpfs", "/tmp", "tmpfs", flags, f"size={scratch_mb}m,mode=1777")
-    for path in _PRIVATE_TMPFS:
+    for path in PRIVATE_DIRS:
         if os.path.isdir(path):
-            syscalls.mount("tmpfs", path, "tmpfs", flags, "size=1m,mode=1777")
+            syscalls.mount("tmpfs", path, "tmpfs", _MOUNT_FLAGS, "size=1m,mode=1777")
     hidden_home = home_to_hide(home)
     if hidden_home:
-        _hide_home(hidden_home, flags)
+        _hide_home(hidden_home)
     if own_proc:
-        syscalls.mount("proc", "/proc", "proc", flags | syscalls.MS_NOEXEC, None)
+        syscalls.mount("proc", "/proc", "proc", _MOUNT_FLAGS | syscalls.MS_NOEXEC, None)
+
+
+def fresh_scratch(size_mb: int) -> str:
+    """The next run's scratch directory on the private /tmp, which may hold ``size_mb`` in all."""
+    syscalls.mount("tmpfs", "/tmp", None, syscalls.MS_REMOUNT | _MOUNT_FLAGS, f"size={size_mb}m")
     os.mkdir(SCRATCH_IN_NAMESPACE, 0o700)
     return SCRATCH_IN_NAMESPACE
+
+
+def wipe_private_dirs() -> None:
+    """Delete everything a run left in the private tmpfs mounts (all its processes are dead)."""
+    for path in PRIVATE_DIRS:
+        if not os.path.isdir(path):
+            continue
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, onerror=_make_writable_and_retry)
+            else:
+                os.unlink(entry.path)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a scratch dir even where the program took away its own permissions."""
+    shutil.rmtree(path, onerror=_make_writable_and_retry)
+
+
+def _make_writable_and_retry(function, target, _exc_info) -> None:
+    os.chmod(os.path.dirname(target), 0o700)
+    if os.path.isdir(target) and not os.path.islink(target):
+        os.chmod(target, 0o700)
+    function(target)
 
 
 def other_tasks_charged(isolation: Isolation) -> int | None:
@@ -237,37 +327,6 @@ def drop_privileges(uid: int) -> None:
     os.setresuid(uid, uid, uid)
 
 
-def become_pid_namespace_init() -> None:
-    """Continue as process 1 of a new PID namespace; the original process waits and exits.
-
-    An unprivileged zygote needs this once: it may rejoin its own PID namespace after making
-    one for each run (see :func:`fork_into_new_pid_namespace`) only if its user namespace owns
-    that namespace, which the machine's initial one is not.
-    """
-    syscalls.unshare(syscalls.CLONE_NEWPID)
-    pid = os.fork()
-    if pid != 0:
-        _, status = os.waitpid(pid, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
-def fork_into_new_pid_namespace(own_namespace_fd: int) -> int:
-    """``os.fork`` whose child is process 1 of a new PID namespace; the caller stays where it was.
-
-    ``own_namespace_fd`` is an open ``/proc/self/ns/pid`` of the caller, used to point its
-    later children back at its own namespace.
-    """
-    syscalls.unshare(syscalls.CLONE_NEWPID)
-    try:
-        pid = os.fork()
-    except BaseException:
-        syscalls.setns(own_namespace_fd, syscalls.CLONE_NEWPID)
-        raise
-    if pid != 0:
-        syscalls.setns(own_namespace_fd, syscalls.CLONE_NEWPID)
-    return pid
-
-
 def _succeeds_in_child(step: Callable[[], None]) -> bool:
     """Whether ``step`` runs without error in a throwaway child (so nothing here changes)."""
     pid = os.fork()
@@ -292,20 +351,24 @@ def _pid_namespace_per_run() -> None:
                 raise OSError("the child was not process 1 of a new PID namespace")
 
 
-def _in_new_pid_namespace(step: Callable[[], None]) -> None:
-    syscalls.unshare(syscalls.CLONE_NEWPID)
-    if not _succeeds_in_child(step):
-        raise OSError("the step failed as process 1 of a new PID namespace")
-
-
-def _set_up_like_a_run(home: str | None, private_filesystem: bool, separate_uid: bool) -> None:
-    """The program process's setup, ending with a check that Python can still import."""
+def _set_up_like_a_zygote(home: str | None, private_filesystem: bool, own_proc: bool) -> None:
     paths = interpreter_paths()
     if private_filesystem:
-        syscalls.unshare(syscalls.CLONE_NEWNS)
-        prepare_filesystem(1, home, own_proc=True)
-    if separate_uid:
-        drop_privileges(fresh_uid())
+        build_private_filesystem(home, own_proc)
+        fresh_scratch(1)
+    for path in paths:  # Python must still find its own files
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            with open(path, "rb"):
+                pass
+
+
+def _set_up_like_a_run(home: str | None, private_filesystem: bool, own_proc: bool) -> None:
+    paths = interpreter_paths()
+    if private_filesystem:
+        build_private_filesystem(home, own_proc)
+    drop_privileges(fresh_uid())
     for path in paths:
         if os.path.isdir(path):
             os.listdir(path)
@@ -314,36 +377,36 @@ def _set_up_like_a_run(home: str | None, private_filesystem: bool, separate_uid:
                 pass
 
 
-def probe(allow_namespaces: bool, user_namespace: bool, home: str | None) -> Isolation:
-    """Find out which layers work here, trying each in a throwaway child.
+def _network_namespace_works() -> None:
+    os.close(make_empty_network_namespace())
 
-    ``user_namespace`` says whether the (unprivileged) caller already entered one with
-    :func:`enter_user_namespace` and :func:`become_pid_namespace_init`. A fresh user id is used
-    only where Python stays importable under it (an interpreter in root's private home is not,
-    unless the private filesystem can expose it). Call it once, in the single-threaded zygote,
-    before it serves any run.
+
+def probe(allow_namespaces: bool, home: str | None) -> Isolation:
+    """Set up the zygote's namespaces, finding out which layers work here.
+
+    An unprivileged caller first enters a user namespace; then the caller becomes process 1
+    of a new PID namespace (so this returns in a forked process: call it early, in the
+    single-threaded zygote, before it holds anything the original process should keep). The
+    private filesystem and the fresh user id are tried in throwaway children first, and used
+    only where Python stays importable (an interpreter in root's private home is, once the
+    private filesystem puts it back). The caller then builds the filesystem and the network
+    namespace with :func:`build_private_filesystem` and :func:`make_empty_network_namespace`.
     """
-    root = os.geteuid() == 0 and not user_namespace
-    pid_ns = net_ns = mount_ns = False
-    if allow_namespaces:
+    user_ns = allow_namespaces and os.geteuid() != 0 and enter_user_namespace()
+    pid_ns = allow_namespaces and become_pid_namespace_init()
+    if pid_ns:
         pid_ns = _succeeds_in_child(_pid_namespace_per_run)
-        net_ns = _succeeds_in_child(lambda: syscalls.unshare(syscalls.CLONE_NEWNET))
-        mount_ns = pid_ns and _succeeds_in_child(
-            lambda: _in_new_pid_namespace(lambda: _set_up_like_a_run(home, True, False))
-        )
-
-    def run_under_fresh_uid() -> None:
-        if pid_ns:
-            _in_new_pid_namespace(lambda: _set_up_like_a_run(home, mount_ns, True))
-        else:
-            _set_up_like_a_run(home, False, True)
-
-    if root and _succeeds_in_child(run_under_fresh_uid):
+    net_ns = allow_namespaces and _succeeds_in_child(_network_namespace_works)
+    mount_ns = allow_namespaces and _succeeds_in_child(
+        lambda: _set_up_like_a_zygote(home, True, pid_ns)
+    )
+    root = os.geteuid() == 0 and not user_ns
+    if root and _succeeds_in_child(lambda: _set_up_like_a_run(home, mount_ns, pid_ns)):
         process_limit = "separate-uid"
-    elif user_namespace:
+    elif user_ns:
         process_limit = "user-namespace"
     elif os.geteuid() != 0:
         process_limit = "shared-uid"
     else:
         process_limit = "none"
-    return Isolation(user_namespace, pid_ns, net_ns, mount_ns, process_limit)
+    return Isolation(user_ns, pid_ns, net_ns, mount_ns, process_limit)

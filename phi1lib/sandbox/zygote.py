@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import selectors
-import shutil
 import signal
 import sys
 import tempfile
@@ -81,11 +80,33 @@ class Zygote:
         self.isolation = isolation
         self.home = home
         self._own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self._empty_network = None
+        if isolation.network_namespace:
+            self._empty_network = iso.make_empty_network_namespace()
+
+    def _scratch(self, limits: SandboxLimits, source: str, uid: int | None) -> str:
+        """A fresh scratch directory holding the program, owned by the program's user."""
+        if self.isolation.mount_namespace:
+            workdir = iso.fresh_scratch(limits.file_size_mb)
+        else:
+            workdir = tempfile.mkdtemp(prefix="phi1-sandbox-")
+        path = os.path.join(workdir, child.PROGRAM_NAME)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+            os.chown(path, uid, uid)
+        return workdir
+
+    def _clean_up_scratch(self, workdir: str) -> None:
+        if self.isolation.mount_namespace:
+            iso.wipe_private_dirs()
+        else:
+            iso.remove_tree(workdir)
 
     def run(self, source: str, limits: SandboxLimits) -> dict[str, Any]:
-        workdir = None
-        if not self.isolation.mount_namespace:
-            workdir = tempfile.mkdtemp(prefix="phi1-sandbox-")
+        uid = iso.fresh_uid() if self.isolation.separate_uid else None
+        workdir = self._scratch(limits, source, uid)
         token = secrets.token_hex(16)
         pipes = {name: os.pipe() for name in ("stdout", "stderr", "report")}
         plan = child.RunPlan(
@@ -94,8 +115,9 @@ class Zygote:
             token=token,
             isolation=self.isolation,
             home=self.home,
-            uid=iso.fresh_uid() if self.isolation.separate_uid else None,
+            uid=uid,
             workdir=workdir,
+            network_fd=None if limits.network else self._empty_network,
             stdout_w=pipes["stdout"][1],
             stderr_w=pipes["stderr"][1],
             report_w=pipes["report"][1],
@@ -128,8 +150,7 @@ class Zygote:
         finally:
             for fd in tails:
                 os.close(fd)
-            if workdir is not None:
-                _remove_tree(workdir)
+            self._clean_up_scratch(workdir)
         stdout, stderr, report = tails.values()
         return {
             "timed_out": timed_out,
@@ -190,18 +211,6 @@ def _completion_report(text: str, token: str) -> dict[str, Any] | None:
     return None
 
 
-def _remove_tree(path: str) -> None:
-    """Remove a scratch dir even where the program took away its own permissions."""
-
-    def make_writable_and_retry(function, target, _exc_info):
-        os.chmod(os.path.dirname(target), 0o700)
-        if os.path.isdir(target) and not os.path.islink(target):
-            os.chmod(target, 0o700)
-        function(target)
-
-    shutil.rmtree(path, onerror=make_writable_and_retry)
-
-
 def _preload() -> None:
     for name in PRELOADED_MODULES.split():
         __import__(name)
@@ -224,11 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(null, 1)
     os.close(null)
 
-    allow_namespaces = not args.no_namespaces
-    user_namespace = allow_namespaces and os.geteuid() != 0 and iso.enter_user_namespace()
-    if user_namespace:
-        iso.become_pid_namespace_init()
-    isolation = iso.probe(allow_namespaces, user_namespace, args.home)
+    isolation = iso.probe(not args.no_namespaces, args.home)
+    if isolation.mount_namespace:
+        iso.build_private_filesystem(args.home, own_proc=isolation.pid_namespace)
     syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     _preload()
     zygote = Zygote(isolation, args.home)
