@@ -32,6 +32,9 @@ STAGES: dict[str, str] = {
     "code_embeddings": "phi1lib.filtering.stages:CODE_EMBEDDINGS",
     "edu_classifier": "phi1lib.filtering.stages:EDU_CLASSIFIER",
     "filtered_code": "phi1lib.filtering.stages:FILTERED_CODE",
+    # Chapters 2 and 3: synthetic textbooks and CodeExercises (phi1lib.synthesis).
+    "textbooks": "phi1lib.synthesis.stages:TEXTBOOKS",
+    "exercises": "phi1lib.synthesis.stages:EXERCISES",
 }
 
 

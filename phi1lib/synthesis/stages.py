@@ -1,0 +1,279 @@
+"""The run-store stages of chapters 2 and 3: ``textbooks`` and ``exercises``.
+
+``textbooks`` writes ``data`` (the kept sections: ``text``, the constraints ``topic``,
+``subtopic``, ``audience``, ``style``, ``level``, ``n_tokens``, code-block counts and
+provenance), ``rejected`` (every other section, with its ``rejected`` reason) and
+``report.json``. ``exercises`` (which needs ``textbooks``, for the duplicates across the two
+datasets) writes ``data`` (training exercises), ``heldout`` (whole held-out families, see
+``split.py``), ``rejected`` and ``report.json``. Exercise columns: ``function_name``, ``family``,
+``topic``, ``difficulty``, ``signature``, ``docstring``, ``prompt``, ``solution``, ``tests``,
+``text``, ``entry_point``, ``n_tokens``, ``verification`` and provenance.
+
+The teacher's answers and the sandbox's verdicts live outside the stage folders
+(``runs/<profile>/teacher-cache/`` and ``sandbox-cache/``): a build that is interrupted, or a
+stage rebuilt with other cleaning settings, asks the teacher only for what is missing.
+Introduced in chapters 2 and 3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from phi1lib.pipeline import Stage, StageContext
+from phi1lib.profiles import Profile
+from phi1lib.runstore import fingerprint
+from phi1lib.synthesis.cleaning import (
+    CleaningSettings,
+    ast_decontamination,
+    benchmark_problems,
+    ngram_decontamination,
+    remove_duplicates,
+)
+from phi1lib.synthesis.constraints import coverage
+from phi1lib.synthesis.exercises import ExerciseSettings, generate_exercises
+from phi1lib.synthesis.records import KEPT, split_kept
+from phi1lib.synthesis.split import heldout_units
+from phi1lib.synthesis.textbooks import TextbookSettings, generate_textbooks
+from phi1lib.synthesis.tokens import token_counter
+from phi1lib.teacher import tasks
+from phi1lib.teacher.prompts import load_template
+
+REPORT_FILE = "report.json"
+# Columns that only say why a record was rejected; the kept datasets leave them out.
+REJECTION_COLUMNS = ("rejected", "teacher_error", "code_failures", "verification_message")
+_TEACHER_CODE = Path(__file__).resolve().parent.parent / "teacher"
+
+
+def _content_digest() -> str:
+    """A hash of the offline teacher's code: its answers change when this does."""
+    digest = hashlib.sha256()
+    files = [_TEACHER_CODE / "procedural.py", *sorted((_TEACHER_CODE / "content").rglob("*"))]
+    for path in files:
+        if path.is_file() and path.suffix in (".py", ".toml", ".json"):
+            digest.update(path.relative_to(_TEACHER_CODE).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def teacher_identity(profile: Profile) -> dict[str, Any]:
+    """What decides the teacher's answers: endpoint and model; for the offline teacher, also
+    its mistake rate and the hash of its code."""
+    teacher = profile.section("teacher")
+    identity: dict[str, Any] = {"endpoint": teacher["endpoint"], "model": teacher["model"]}
+    if teacher["endpoint"] == "local":
+        identity.update(mistake_rate=teacher.get("mistake_rate", 0.0), code=_content_digest())
+    return identity
+
+
+def cache_dir(ctx: StageContext, stage: str) -> Path:
+    """Where a stage keeps the teacher's answers and the sandbox's verdicts between builds."""
+    return (
+        ctx.store.root
+        / "synthesis-cache"
+        / f"{stage}-{fingerprint(teacher_identity(ctx.profile))[:12]}"
+    )
+
+
+def _save(records: list[dict[str, Any]], path: Path, drop: tuple[str, ...] = ()) -> None:
+    from datasets import Dataset
+
+    rows = [{k: v for k, v in record.items() if k not in drop} for record in records]
+    Dataset.from_list(rows).save_to_disk(str(path))
+
+
+def _count_tokens(records: list[dict[str, Any]], counter_name: str) -> None:
+    counts = token_counter(counter_name)([record["text"] for record in records])
+    for record, count in zip(records, counts, strict=True):
+        record["n_tokens"] = count
+
+
+def _reasons(records: list[dict[str, Any]]) -> dict[str, int]:
+    return dict(Counter(record["rejected"] or "kept" for record in records).most_common())
+
+
+def _write_report(ctx: StageContext, report: dict[str, Any]) -> None:
+    (ctx.out / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str))
+
+
+def _require(kept: list[dict[str, Any]], what: str, reasons: dict[str, int]) -> None:
+    if not kept:
+        raise RuntimeError(
+            f"no {what} survived generation and cleaning ({reasons}); the teacher's answers are "
+            "cached, so fix the cause and run the stage again"
+        )
+
+
+# --- chapter 2: textbooks ----------------------------------------------------------------------
+
+
+def _textbooks_config(profile: Profile) -> dict[str, Any]:
+    return {
+        "textbooks": profile.section("textbooks"),
+        "cleaning": profile.section("cleaning"),
+        "teacher": teacher_identity(profile),
+        "template_version": load_template(tasks.TEXTBOOK).version,
+    }
+
+
+def build_textbooks(ctx: StageContext) -> dict[str, Any]:
+    """Generate, execute, count, deduplicate and decontaminate the textbook sections."""
+    from phi1lib.teacher import content
+
+    settings = TextbookSettings.from_profile(ctx.profile)
+    cleaning = CleaningSettings.from_profile(ctx.profile)
+    records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx, "textbooks"))
+    _count_tokens(records, settings.token_counter)
+    generated = _reasons(records)
+    dedup = remove_duplicates(records, cleaning)
+    ngrams = ngram_decontamination(records, "text", benchmark_problems(), cleaning)
+    kept, rejected = split_kept(records)
+    reasons = _reasons(records)
+    _require(kept, "textbook section", reasons)
+    _save(kept, ctx.out / "data", drop=REJECTION_COLUMNS)
+    _save(rejected, ctx.out / "rejected")
+    blocks = sum(r["code_blocks"] for r in records if r["rejected"] not in ("teacher_failed",))
+    failed_blocks = sum(r["code_blocks_failed"] for r in records)
+    report = {
+        "teacher": job.to_dict(),
+        "requested": len(records),
+        "after_generation": generated,
+        "reasons": reasons,
+        "code_blocks": {"total": blocks, "failed": failed_blocks},
+        "dedup": dedup,
+        "ngram": ngrams,
+        "tokens": {
+            "counter": settings.token_counter,
+            "kept": sum(r["n_tokens"] for r in kept),
+            "all_answers": sum(r["n_tokens"] for r in records),
+        },
+        "coverage": {
+            "topic": coverage([r["topic"] for r in kept], [t["topic"] for t in content.TOPICS]),
+            "audience": coverage([r["audience"] for r in kept], content.AUDIENCES),
+            "style": coverage([r["style"] for r in kept], content.STYLES),
+        },
+    }
+    _write_report(ctx, report)
+    return {
+        "requested": len(records),
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "tokens": report["tokens"]["kept"],
+    }
+
+
+TEXTBOOKS = Stage(
+    name="textbooks",
+    build=build_textbooks,
+    config=_textbooks_config,
+    version=1,
+    description="synthetic textbook sections, their code executed, deduplicated (chapter 2)",
+)
+
+
+# --- chapter 3: exercises ----------------------------------------------------------------------
+
+
+def _exercises_config(profile: Profile) -> dict[str, Any]:
+    return {
+        "exercises": profile.section("exercises"),
+        "cleaning": profile.section("cleaning"),
+        "teacher": teacher_identity(profile),
+        "template_version": load_template(tasks.EXERCISE).version,
+    }
+
+
+def _split_heldout(records: list[dict[str, Any]], fraction: float, cleaning: CleaningSettings):
+    kept = [r for r in records if r["rejected"] == KEPT]
+    units = heldout_units([r["family"] for r in kept], fraction)
+    train = [r for r in kept if r["family"] not in units]
+    heldout = [r for r in kept if r["family"] in units]
+    dedup = remove_duplicates(
+        heldout, cleaning, against=[r["text"] for r in train], against_name="train"
+    )
+    for record in heldout:
+        if record["rejected"] == KEPT:
+            record["split"] = "heldout"
+    for record in train:
+        record["split"] = "train"
+    return sorted(units), dedup
+
+
+def build_exercises(ctx: StageContext) -> dict[str, Any]:
+    """Generate and verify the exercises, clean them, and split off the held-out families."""
+    settings = ExerciseSettings.from_profile(ctx.profile)
+    cleaning = CleaningSettings.from_profile(ctx.profile)
+    records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx, "exercises"))
+    _count_tokens(records, settings.token_counter)
+    answered = [r for r in records if not r["rejected"].startswith("teacher_")]
+    verified = [r for r in answered if r["verification"]]
+    generated = _reasons(records)
+    dedup = remove_duplicates(records, cleaning)
+    textbooks = ctx.inputs["textbooks"].dataset("data")["text"]
+    across = remove_duplicates(records, cleaning, against=textbooks, against_name="textbook")
+    problems = benchmark_problems()
+    ngrams = ngram_decontamination(records, "docstring", problems, cleaning)
+    ast = ast_decontamination(records, problems, cleaning)
+    for record in records:
+        record["split"] = ""
+    units, heldout_dedup = _split_heldout(records, settings.heldout_fraction, cleaning)
+    kept, rejected = split_kept(records)
+    reasons = _reasons(records)
+    train = [r for r in kept if r["split"] == "train"]
+    heldout = [r for r in kept if r["split"] == "heldout"]
+    _require(train, "training exercise", reasons)
+    _require(heldout, "held-out exercise", reasons)
+    _save(train, ctx.out / "data", drop=(*REJECTION_COLUMNS, "split"))
+    _save(heldout, ctx.out / "heldout", drop=(*REJECTION_COLUMNS, "split"))
+    _save(rejected, ctx.out / "rejected", drop=("split",))
+    failures = Counter(r["verification"] for r in verified if r["verification"] != "passed")
+    report = {
+        "teacher": job.to_dict(),
+        "requested": len(records),
+        "answered": len(answered),
+        "invalid": sum(r["rejected"] == "invalid" for r in records),
+        "verified": len(verified),
+        "passed": sum(r["verification"] == "passed" for r in verified),
+        "failure_kinds": dict(failures.most_common()),
+        "error_types": dict(
+            Counter(r["error_type"] for r in verified if r["error_type"]).most_common()
+        ),
+        "after_generation": generated,
+        "reasons": reasons,
+        "dedup": dedup,
+        "dedup_against_textbooks": across,
+        "ngram": ngrams,
+        "ast": ast,
+        "heldout": {
+            "families": units,
+            "exercises": len(heldout),
+            "dedup_against_train": heldout_dedup,
+        },
+        "tokens": {
+            "counter": settings.token_counter,
+            "train": sum(r["n_tokens"] for r in train),
+            "heldout": sum(r["n_tokens"] for r in heldout),
+        },
+    }
+    _write_report(ctx, report)
+    return {
+        "requested": len(records),
+        "train": len(train),
+        "heldout": len(heldout),
+        "rejected": len(rejected),
+        "failed_tests": sum(failures.values()),
+        "tokens": report["tokens"]["train"],
+    }
+
+
+EXERCISES = Stage(
+    name="exercises",
+    build=build_exercises,
+    config=_exercises_config,
+    needs=("textbooks",),
+    version=1,
+    description="synthetic CodeExercises, each executed against its tests, cleaned (chapter 3)",
+)
