@@ -312,3 +312,27 @@ def test_run_requests_refuses_repeated_ids(tmp_path):
         not Path(tmp_path, "responses.jsonl").exists()
         or os.path.getsize(Path(tmp_path, "responses.jsonl")) == 0
     )
+
+
+def test_endpoints_from_profiles_read_the_key_from_the_named_variable(monkeypatch):
+    from phi1lib.profiles import load_profile
+    from phi1lib.teacher.endpoint import EndpointError, endpoint_kind
+
+    assert endpoint_kind("https://api.openai.com/v1") == "openai"
+    assert endpoint_kind("https://my-res.openai.azure.com/openai/v1/") == "azure"
+    assert endpoint_kind("http://localhost:8000/v1") == "openai-compatible"
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(EndpointError, match=r"\$OPENAI_API_KEY"):
+        TeacherEndpoint.from_profile(load_profile("gpu", use_env=False))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    endpoint = TeacherEndpoint.from_profile(load_profile("gpu", use_env=False))
+    assert (endpoint.kind, endpoint.model, endpoint.api_key) == ("openai", "gpt-4o-mini", "sk-test")
+    assert endpoint.budget_usd == 20.0 and not endpoint.batch
+    assert TeacherEndpoint.from_profile(load_profile("phi-1-small", use_env=False)).batch
+
+    vllm = load_profile(
+        "tiny",
+        {"teacher.endpoint": "http://localhost:8000/v1", "teacher.api_key_env": "NO_SUCH_VAR"},
+    )
+    assert TeacherEndpoint.from_profile(vllm).kind == "openai-compatible"

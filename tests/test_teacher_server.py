@@ -218,3 +218,50 @@ def test_invalid_fault_settings_are_refused():
         timeout=60,
     )
     assert result.returncode == 2 and "error_rate" in result.stderr
+
+
+def test_run_requests_works_inside_a_running_event_loop(server):
+    """Jupyter's kernel runs an event loop; the sync call must still work there."""
+    import asyncio
+
+    from phi1lib.teacher import TeacherEndpoint, run_requests
+
+    endpoint = TeacherEndpoint(base_url=server.base_url, model=MODEL)
+    requests = [tasks.judge_request(f"x = {i}\nprint(x)\n", f"j{i}") for i in range(3)]
+
+    async def inside_a_loop():
+        return run_requests(endpoint, requests, progress=False)
+
+    report = asyncio.run(inside_a_loop())
+    assert report.counts["ok"] == 3
+    assert all(0 <= tasks.parse_judgement(result)[0] <= 5 for result in report.results)
+
+
+def test_the_mistake_rate_plants_bugs_in_solutions(server):
+    requests = [tasks.exercise_request(EXERCISE, f"e{seed}", seed=seed) for seed in range(4)]
+    buggy_config = ServerConfig(content_module=CONTENT, mistake_rate=1.0)
+    with (
+        LocalTeacherServer(buggy_config) as buggy,
+        openai.OpenAI(base_url=buggy.base_url, api_key="x") as stock,
+    ):
+        planted = [json.loads(_create(stock, r).choices[0].message.content) for r in requests]
+    with openai.OpenAI(base_url=server.base_url, api_key="x") as stock:
+        clean = [json.loads(_create(stock, r).choices[0].message.content) for r in requests]
+    for bad, good in zip(planted, clean, strict=True):
+        assert bad["signature"] == good["signature"] and bad["tests"] == good["tests"]
+        assert bad["solution"] != good["solution"]
+
+
+def test_teacher_endpoint_starts_and_stops_the_local_server():
+    from phi1lib.profiles import load_profile
+    from phi1lib.teacher import run_requests, teacher_endpoint
+
+    profile = load_profile("smoke", use_env=False)
+    with teacher_endpoint(profile) as endpoint:
+        assert endpoint.kind == "local" and endpoint.base_url.startswith("http://127.0.0.1:")
+        report = run_requests(endpoint, [tasks.judge_request("print(1)\n", "j")], progress=False)
+        assert report.results[0].ok
+        assert report.results[0].provenance["endpoint_kind"] == "local"
+        url = endpoint.base_url
+    with pytest.raises(httpx2.HTTPError):
+        httpx2.get(f"{url}/models", timeout=2)

@@ -207,22 +207,31 @@ class ProceduralTeacher:
 
     # ---- writing an answer ---------------------------------------------------------------------
 
-    def write(self, plan: ChatPlan) -> str:
-        """The answer's text, straight from the content writers."""
+    def _draft(self, plan: ChatPlan) -> str | dict[str, Any]:
+        """The content writers' answer: markdown for a textbook, a dict for JSON tasks."""
         if plan.task == TEXTBOOK:
             return self.engine.write_textbook_section(dict(plan.constraints), plan.seed)
         if plan.task == JUDGE:
             verdict = self.engine.judge_code(plan.code)
-            answer: dict[str, Any] = {
-                "reason": str(verdict["reason"]),
-                "score": int(verdict["score"]),
-            }
-        else:
-            exercise = self.engine.write_exercise(dict(plan.constraints), plan.seed)
-            mistakes = random.Random(f"mistake:{plan.key}")
-            if mistakes.random() < self.config.mistake_rate:
-                exercise = self.engine.inject_mistake(exercise, plan.seed)
-            answer = {name: exercise[name] for name in EXERCISE_FIELDS}
+            return {"reason": str(verdict["reason"]), "score": int(verdict["score"])}
+        exercise = self.engine.write_exercise(dict(plan.constraints), plan.seed)
+        mistakes = random.Random(f"mistake:{plan.key}")
+        if mistakes.random() < self.config.mistake_rate:
+            exercise = self.engine.inject_mistake(exercise, plan.seed)
+        return {name: exercise[name] for name in EXERCISE_FIELDS}
+
+    def write(self, plan: ChatPlan) -> str:
+        """The answer's text; a request the content writers reject becomes a 400 error."""
+        try:
+            answer = self._draft(plan)
+        except ValueError as error:  # e.g. constraints the writers cannot satisfy
+            raise RequestProblem(
+                400,
+                f"the offline teacher cannot answer this request: {error}",
+                code="content_error",
+            ) from None
+        if isinstance(answer, str):
+            return answer
         if plan.schema is not None:
             validator = schema_validator(json.dumps(plan.schema, sort_keys=True))
             errors = list(validator.iter_errors(answer))

@@ -105,7 +105,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         completion = service.answer(plan, fault)
     except RequestProblem as problem:
-        return openai_error(problem.status, problem.message, kind=problem.kind, param=problem.param)
+        return openai_error(
+            problem.status,
+            problem.message,
+            kind=problem.kind,
+            param=problem.param,
+            code=problem.code,
+        )
     return web.json_response(completion)
 
 
