@@ -98,9 +98,8 @@ def check_sections(
         progress=progress,
         desc="blocks after their predecessors",
     )
-    for position, verdict in zip(retry, in_context, strict=True):
-        if verdict.passed:
-            verdicts[position] = verdict
+    # A retried block is judged by its run in context: its failure alone is often a NameError.
+    verdicts.update(zip(retry, in_context, strict=True))
     checks = []
     for s, blocks in enumerate(sources):
         failures = [
