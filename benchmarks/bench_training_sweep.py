@@ -1,9 +1,9 @@
 """Which small model learns the most per CPU-second? The sweep behind the ``tiny`` preset (chapter 4).
 
 Every candidate (width, depth, vocabulary, sequence length, micro-batch) gets the same budget of
-CPU-seconds: its compiled training speed is measured first, and it then trains for as many
-tokens as it processes in ``--seconds`` at that speed (so a loaded machine does not change the
-token budget mid-run). Held-out loss is reported in bits per byte of text, which compares
+CPU-seconds: its compiled training speed is measured first (the fastest of several steps, the
+best estimate of an unshared machine), and it then trains for as many tokens as it processes in
+``--seconds`` at that speed, however long that takes on a loaded machine. Held-out loss is reported in bits per byte of text, which compares
 tokenizers of different vocabularies fairly.
 
 The data is the ``tiny`` profile's CodeTextbook when the run store holds it (``filtered_code``
@@ -114,7 +114,8 @@ def main() -> None:
                 preset, padded_vocab_size(len(tokenizer)), eos_token_id=tokenizer.eos_token_id
             )
             speed = measure_training_speed(config, seq_len=seq_len, micro_batch=micro, compile=True)
-            steps = max(10, int(args.seconds * speed.tokens_per_s / (micro * seq_len)))
+            best_tokens_per_s = micro * seq_len / speed.best_step_s
+            steps = max(10, int(args.seconds * best_tokens_per_s / (micro * seq_len)))
             settings = TrainSettings.from_section(
                 tiny.section("pretrain"),
                 seq_len=seq_len,
@@ -153,8 +154,8 @@ def main() -> None:
                 "seq_len": seq_len,
                 "micro_batch": micro,
                 "non_embedding_params": speed.non_embedding_params,
-                "tokens_per_s": round(speed.tokens_per_s),
-                "model_gflops_per_s": round(speed.model_flops_per_s / 1e9, 1),
+                "tokens_per_s": round(best_tokens_per_s),
+                "model_gflops_per_s": round(best_tokens_per_s * speed.flops_per_token / 1e9, 1),
                 "compile_s": round(speed.warmup_s, 1),
                 "train_tokens": summary["tokens"],
                 "train_wall_s": round(wall, 1),

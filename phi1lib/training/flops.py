@@ -42,8 +42,9 @@ def measure_matmul_flops(size: int = 2048, seconds: float = 1.0, repeats: int = 
     This is a CPU's practical ceiling for a model made of matrix multiplies; taking the best burst
     makes the figure robust to other work on a shared machine (chapter 4).
     """
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
+    generator = torch.Generator().manual_seed(0)  # leave the global random state untouched
+    a = torch.randn(size, size, generator=generator)
+    b = torch.randn(size, size, generator=generator)
     torch.mm(a, b)
     flop = 2.0 * size**3
     best = 0.0

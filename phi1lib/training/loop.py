@@ -137,19 +137,28 @@ def _describe_init(init: PhiConfig | Path) -> Any:
     return init.to_dict() if isinstance(init, PhiConfig) else str(init)
 
 
+def _run_record(
+    init: PhiConfig | Path, settings: TrainSettings, train_data: PackedSequences
+) -> dict[str, Any]:
+    """What identifies a run: its settings, its starting point and its data (not the process count,
+    since any split of the global batch trains the same model)."""
+    record = {
+        "settings": asdict(settings),
+        "init": _describe_init(init),
+        "train_data": str(train_data.path),
+        "train_tokens": train_data.info.tokens,
+    }
+    return json.loads(json.dumps(record, default=str))
+
+
 def _check_run_file(workdir: Path, record: dict[str, Any]) -> None:
-    """Refuse to resume a work folder that an incompatible run started."""
+    """Refuse to resume (or return) a work folder that an incompatible run started."""
     path = workdir / RUN_FILE
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != json.loads(json.dumps(record, default=str)):
-            raise ValueError(
-                f"{workdir} holds a run with other settings or data ({path}); "
-                "use another folder or delete this one"
-            )
-    else:
-        workdir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2, default=str))
+    if path.exists() and json.loads(path.read_text()) != record:
+        raise ValueError(
+            f"{workdir} holds a run with other settings or data ({path}); "
+            "use another folder or delete this one"
+        )
 
 
 def _make_accelerator(settings: TrainSettings):
@@ -201,6 +210,8 @@ def train(
     """
     workdir = Path(workdir)
     final = workdir / "final"
+    record = _run_record(init, settings, train_data)
+    _check_run_file(workdir, record)
     if (final / SUMMARY_FILE).exists():
         return json.loads((final / SUMMARY_FILE).read_text())
     if train_data.seq_len != settings.seq_len:
@@ -211,17 +222,9 @@ def train(
     accelerator = _make_accelerator(settings)
     main = accelerator.is_main_process
     world, rank = accelerator.num_processes, accelerator.process_index
-    if main:
-        _check_run_file(
-            workdir,
-            {
-                "settings": asdict(settings),
-                "init": _describe_init(init),
-                "train_data": str(train_data.path),
-                "train_tokens": train_data.info.tokens,
-                "world_size": world,
-            },
-        )
+    if main and not (workdir / RUN_FILE).exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / RUN_FILE).write_text(json.dumps(record, indent=2))
     accelerator.wait_for_everyone()
     plan = BatchPlan(
         len(train_data), settings.global_batch, settings.micro_batch, world, settings.seed

@@ -1,0 +1,159 @@
+"""Tokenizer, packing, the batch plan, the schedule and the metrics log (chapter 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from phi1lib.training.batches import BatchPlan
+from phi1lib.training.loop import TrainSettings, learning_rate_factor
+from phi1lib.training.metrics import MetricsLog, read_metrics
+from phi1lib.training.packing import (
+    IGNORE_INDEX,
+    PackedSequences,
+    heldout_document,
+    one_per_sequence_padding,
+    write_token_file,
+)
+from phi1lib.training.tokenizer import EOS_TOKEN, bytes_per_token, train_bpe_tokenizer
+
+DOCUMENTS = [
+    f'def add_{i}(x):\n    """Return x plus {i}."""\n    return x + {i}\n\n\nprint(add_{i}(2))\n'
+    for i in range(60)
+] + ["# Lists\n\nA list keeps items in order: `[1, 2, 3]`. Ünïcödé → ok ✓\n"] * 5
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_bpe_tokenizer(DOCUMENTS, vocab_size=400)
+
+
+def test_bpe_tokenizer_round_trips_and_knows_end_of_text(tokenizer, tmp_path):
+    assert len(tokenizer) <= 400
+    assert tokenizer.eos_token == EOS_TOKEN and tokenizer.pad_token == EOS_TOKEN
+    for text in (DOCUMENTS[3], DOCUMENTS[-1], "x = '🙂'\n\tif a:\n        pass"):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids) == text  # byte-level: nothing is lost, no unknown token
+    tokenizer.save_pretrained(tmp_path / "tok")
+    again = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert again(DOCUMENTS[0])["input_ids"] == tokenizer(DOCUMENTS[0])["input_ids"]
+    assert again.eos_token_id == tokenizer.eos_token_id
+    # merges learnt from code compress it: several bytes per token
+    assert bytes_per_token(tokenizer, DOCUMENTS[:10]) > 2.0
+
+
+def test_too_small_vocabulary_is_refused():
+    with pytest.raises(ValueError, match="too small"):
+        train_bpe_tokenizer(DOCUMENTS, vocab_size=100)
+
+
+def test_packing_joins_documents_with_end_of_text(tokenizer, tmp_path):
+    path = tmp_path / "train.bin"
+    info = write_token_file(DOCUMENTS, tokenizer, path, batch_size=7)
+    lengths = [len(tokenizer(d, add_special_tokens=False)["input_ids"]) + 1 for d in DOCUMENTS]
+    assert info.tokens == sum(lengths) and info.documents == len(DOCUMENTS)
+    assert info.dtype == "uint16"
+    raw = np.fromfile(path, dtype=np.uint16)
+    assert (raw == tokenizer.eos_token_id).sum() == len(DOCUMENTS)
+    assert raw[lengths[0] - 1] == tokenizer.eos_token_id
+
+    data = PackedSequences(path, seq_len=32)
+    assert len(data) == -(-info.tokens // 32)
+    input_ids, labels = data.batch([0, 1])
+    assert input_ids.dtype == torch.int64 and input_ids.shape == (2, 32)
+    assert torch.equal(input_ids[1], torch.from_numpy(raw[32:64].astype(np.int64)))
+    assert torch.equal(input_ids, labels)  # full sequences: every token is a target
+    last = len(data) - 1
+    tail = data.length_of(last)
+    ids, labels = data.batch([last])
+    assert (labels[0, tail:] == IGNORE_INDEX).all() and (labels[0, :tail] != IGNORE_INDEX).all()
+    assert data.padding_in([0, last]) == 32 - tail
+    assert data.targets_in([0, last]) == 31 + tail - 1
+    with pytest.raises(IndexError, match="outside"):
+        data.batch([len(data)])
+
+
+def test_a_truncated_token_file_is_named(tokenizer, tmp_path):
+    path = tmp_path / "train.bin"
+    write_token_file(DOCUMENTS, tokenizer, path)
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size - 10)
+    with pytest.raises(ValueError, match="interrupted write"):
+        PackedSequences(path, seq_len=16)
+
+
+def test_heldout_split_is_decided_by_the_text():
+    texts = [f"document {i}" for i in range(4000)]
+    held = [heldout_document(t, 0.05) for t in texts]
+    assert 0.035 < sum(held) / len(held) < 0.065
+    assert held == [heldout_document(t, 0.05) for t in texts]  # stable across calls and corpora
+    assert not any(heldout_document(t, 0.0) for t in texts)
+
+
+def test_packing_wastes_less_than_one_sequence_per_document():
+    # exercises of 50-150 tokens, one per 256-token sequence, would be mostly padding
+    assert one_per_sequence_padding([50, 100, 150], 256) == pytest.approx(1 - 300 / 768)
+
+
+def test_batch_plan_splits_the_global_batch_exactly():
+    single = BatchPlan(num_sequences=50, global_batch=8, micro_batch=8, world_size=1, seed=1)
+    split = BatchPlan(num_sequences=50, global_batch=8, micro_batch=2, world_size=2, seed=1)
+    assert split.accumulation == 2
+    for step in range(20):
+        pieces = [split.micro_indices(step, r, m) for m in range(2) for r in range(2)]
+        joined = np.concatenate(pieces)
+        assert sorted(joined) == sorted(single.micro_indices(step, 0, 0))
+        if step < 6:  # a step inside one epoch reads no sequence twice
+            assert len(set(joined)) == 8
+    # every sequence is visited once per epoch, in a new order each epoch
+    epoch = np.concatenate([single.global_indices(s) for s in range(7)])[:50]
+    assert sorted(epoch) == list(range(50))
+    second = np.concatenate([single.global_indices(s) for s in range(6, 13)])[2:52]
+    assert sorted(second) == list(range(50)) and list(second) != list(epoch)
+    assert single.epochs_at(25) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="not a multiple"):
+        BatchPlan(num_sequences=50, global_batch=8, micro_batch=3)
+
+
+def test_schedule_warms_up_then_decays_linearly():
+    factors = [learning_rate_factor(s, warmup=10, total=110, min_ratio=0.1) for s in range(110)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[60] == pytest.approx(1 - 0.9 * 0.5)
+    assert factors[109] == pytest.approx(0.1, abs=0.01)
+    assert all(a <= b for a, b in zip(factors[:10], factors[1:10], strict=False))
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+
+
+def test_settings_come_from_a_profile_section():
+    from phi1lib.profiles import load_profile
+
+    settings = TrainSettings.from_section(load_profile("phi-1", use_env=False).section("pretrain"))
+    assert settings.global_batch == 1024 and settings.seq_len == 2048
+    assert settings.lr == 1e-3 and settings.warmup_steps == 750 and settings.weight_decay == 0.1
+    assert settings.dropout == 0.1 and settings.precision == "fp16"
+    assert settings.tokens_per_step == 1024 * 2048
+    with pytest.raises(ValueError, match="missing"):
+        TrainSettings.from_section({"seq_len": 8})
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        TrainSettings.from_section(
+            load_profile("tiny", use_env=False).section("pretrain"), precision="fp8"
+        )
+
+
+def test_metrics_log_is_cut_back_on_resume(tmp_path):
+    log = MetricsLog(tmp_path, tensorboard=True)
+    for step in range(1, 6):
+        log.log({"step": step, "tokens": 10 * step, "loss": 1.0 / step, "heldout_loss": None})
+    log.close()
+    assert list(read_metrics(tmp_path / "metrics.csv")["step"]) == [1, 2, 3, 4, 5]
+    assert any((tmp_path / "tensorboard").iterdir())
+    resumed = MetricsLog(tmp_path, resume_after_step=3, tensorboard=False)
+    resumed.log({"step": 4, "tokens": 40, "loss": 0.2})
+    resumed.close()
+    frame = read_metrics(tmp_path / "metrics.csv")
+    assert list(frame["step"]) == [1, 2, 3, 4] and frame["loss"].iloc[-1] == 0.2
+    assert frame["heldout_loss"].isna().all()
+    with pytest.raises(KeyError, match="unknown metric"):
+        MetricsLog(tmp_path, tensorboard=False).log({"step": 9, "speed": 1})
