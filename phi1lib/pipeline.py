@@ -35,6 +35,17 @@ STAGES: dict[str, str] = {
     # Chapters 2 and 3: synthetic textbooks and CodeExercises (phi1lib.synthesis).
     "textbooks": "phi1lib.synthesis.stages:TEXTBOOKS",
     "exercises": "phi1lib.synthesis.stages:EXERCISES",
+    # Chapters 4 and 5: pretraining and fine-tuning (phi1lib.training).
+    "tokenizer": "phi1lib.training.stages:TOKENIZER",
+    "tokens_codetextbook": "phi1lib.training.stages:TOKENS_CODETEXTBOOK",
+    "tokens_filtered_code": "phi1lib.training.stages:TOKENS_FILTERED_CODE",
+    "tokens_raw_code": "phi1lib.training.stages:TOKENS_RAW_CODE",
+    "tokens_exercises": "phi1lib.training.stages:TOKENS_EXERCISES",
+    "pretrain": "phi1lib.training.stages:PRETRAIN",
+    "pretrain_filtered": "phi1lib.training.stages:PRETRAIN_FILTERED",
+    "pretrain_unfiltered": "phi1lib.training.stages:PRETRAIN_UNFILTERED",
+    "finetune": "phi1lib.training.stages:FINETUNE",
+    "training_ablation": "phi1lib.training.ablation:TRAINING_ABLATION",
 }
 
 
