@@ -24,6 +24,21 @@ T = TypeVar("T")
 MODEL_FILE = "model.pkl"
 
 
+def embedding_view(text: str) -> str:
+    """The part of a file the embedder reads: everything from its first line of code or docstring.
+
+    Leading comment lines (licence headers, shebangs, coding cookies) and blank lines are dropped:
+    they say who owns a file, not what it teaches, and a licence header alone can fill the
+    embedder's whole window (``embed.max_tokens``) at the small profiles. (chapter 1)
+    """
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return "".join(lines[number:])
+    return text
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"3/8"`` -> ``(3, 8)``: worker 3 of 8 (workers count from 0)."""
     try:
@@ -72,7 +87,8 @@ class QualityFilter:
 
     def score_texts(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """The educational-value score of each text, from 0 to 1."""
-        return self.score_embeddings(self.embedder.embed(texts, progress=progress))
+        views = [embedding_view(text) for text in texts]
+        return self.score_embeddings(self.embedder.embed(views, progress=progress))
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

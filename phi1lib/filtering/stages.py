@@ -27,7 +27,7 @@ from phi1lib.embeddings import count_tokens, load_embedder
 from phi1lib.filtering import classifier as forest
 from phi1lib.filtering.corpus import SKIP_REASONS, corpus_records
 from phi1lib.filtering.judge import judge_texts, sample_indices, score_counts
-from phi1lib.filtering.scoring import MODEL_FILE
+from phi1lib.filtering.scoring import MODEL_FILE, embedding_view
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.runstore import fingerprint
 
@@ -172,13 +172,17 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
 
 
 def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
-    """Embed every ``raw_code`` file; blocks are cached, so an interrupted run resumes."""
+    """Embed every ``raw_code`` file (its :func:`embedding_view`); an interrupted run resumes.
+
+    Blocks of ``EMBED_BLOCK`` files are saved to a cache folder keyed by the input and the
+    settings as soon as they are done, and a rerun starts from the first missing block.
+    """
     raw = ctx.inputs["raw_code"]
     embed = ctx.profile.section("embed")
     key = fingerprint({"raw_code": raw.fingerprint, "embed": embed})
     cache = ctx.store.root / ".cache" / f"code_embeddings-{key}"
     cache.mkdir(parents=True, exist_ok=True)
-    texts = raw.dataset()["text"]
+    texts = [embedding_view(text) for text in raw.dataset()["text"]]
     embedder = load_embedder(
         embed["model"],
         max_tokens=embed["max_tokens"],
