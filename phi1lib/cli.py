@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from phi1lib import __version__
 from phi1lib.profiles import available_profiles, load_profile
 
-COMMAND_MODULES: list[str] = ["phi1lib.teacher.cli", "phi1lib.filtering.cli", "phi1lib.sandbox.cli"]
+COMMAND_MODULES: list[str] = [
+    "phi1lib.teacher.cli",
+    "phi1lib.filtering.cli",
+    "phi1lib.evaluation.cli",
+    "phi1lib.sandbox.cli",
+]
 
 
 def _profiles(args: argparse.Namespace) -> int:

