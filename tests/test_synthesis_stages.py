@@ -104,8 +104,8 @@ def test_a_rebuild_with_other_cleaning_asks_the_teacher_nothing(built, monkeypat
     monkeypatch.setenv("PHI1_RUNS", str(built["root"]))
     profile = load_profile("smoke", {"cleaning.prune_tau": 0.9})
     artifact = pipeline.run("exercises", profile, store=built["store"])
-    teacher = artifact.json("report.json")["teacher"]["counts"]
-    assert teacher["cached"] == teacher["total"] == profile.exercises.n_exercises
+    assert artifact.counts["teacher_cached"] == profile.exercises.n_exercises
+    assert artifact.counts["teacher_http_requests"] == 0
     assert artifact.fingerprint != built["exercises"].fingerprint
 
 

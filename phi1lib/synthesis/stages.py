@@ -9,9 +9,11 @@ datasets) writes ``data`` (training exercises), ``heldout`` (whole held-out fami
 ``topic``, ``difficulty``, ``signature``, ``docstring``, ``prompt``, ``solution``, ``tests``,
 ``text``, ``entry_point``, ``n_tokens``, ``verification`` and provenance.
 
-The teacher's answers and the sandbox's verdicts live outside the stage folders
-(``runs/<profile>/teacher-cache/`` and ``sandbox-cache/``): a build that is interrupted, or a
-stage rebuilt with other cleaning settings, asks the teacher only for what is missing.
+The teacher's answers and the sandbox's verdicts live outside the stage folders, in
+``runs/<profile>/synthesis-cache/``: a build that is interrupted, or a stage rebuilt with other
+cleaning settings, asks the teacher only for what is missing. ``report.json`` holds only what the
+data determines, so that ``phi1 verify`` can rebuild a stage byte for byte; what a particular
+build cost (answers from the cache, HTTP requests, wall time) goes to the manifest's counts.
 Introduced in chapters 2 and 3.
 """
 
@@ -39,7 +41,7 @@ from phi1lib.synthesis.records import KEPT, split_kept
 from phi1lib.synthesis.split import heldout_units
 from phi1lib.synthesis.textbooks import TextbookSettings, generate_textbooks
 from phi1lib.synthesis.tokens import token_counter
-from phi1lib.teacher import tasks
+from phi1lib.teacher import JobReport, tasks
 from phi1lib.teacher.prompts import load_template
 
 REPORT_FILE = "report.json"
@@ -99,6 +101,24 @@ def _write_report(ctx: StageContext, report: dict[str, Any]) -> None:
     (ctx.out / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str))
 
 
+def _teacher_summary(job: JobReport) -> dict[str, Any]:
+    """What the teacher answered, independent of which build asked (for ``report.json``)."""
+    counts = {k: v for k, v in job.counts.items() if k != "cached"}
+    return {"endpoint": job.endpoint, "counts": counts}
+
+
+def _teacher_costs(job: JobReport) -> dict[str, Any]:
+    """What this build cost (for the manifest's counts)."""
+    return {
+        "teacher_cached": job.counts["cached"],
+        "teacher_http_requests": job.http_requests,
+        "teacher_retries": job.retries,
+        "teacher_tokens": job.tokens,
+        "teacher_cost_usd": round(job.cost_usd, 4),
+        "teacher_wall_s": round(job.wall_s, 2),
+    }
+
+
 def _require(kept: list[dict[str, Any]], what: str, reasons: dict[str, int]) -> None:
     if not kept:
         raise RuntimeError(
@@ -135,10 +155,10 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
     _require(kept, "textbook section", reasons)
     _save(kept, ctx.out / "data", drop=REJECTION_COLUMNS)
     _save(rejected, ctx.out / "rejected")
-    blocks = sum(r["code_blocks"] for r in records if r["rejected"] not in ("teacher_failed",))
+    blocks = sum(r["code_blocks"] for r in records)
     failed_blocks = sum(r["code_blocks_failed"] for r in records)
     report = {
-        "teacher": job.to_dict(),
+        "teacher": _teacher_summary(job),
         "requested": len(records),
         "after_generation": generated,
         "reasons": reasons,
@@ -162,6 +182,7 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
         "kept": len(kept),
         "rejected": len(rejected),
         "tokens": report["tokens"]["kept"],
+        **_teacher_costs(job),
     }
 
 
@@ -231,7 +252,7 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
     _save(rejected, ctx.out / "rejected", drop=("split",))
     failures = Counter(r["verification"] for r in verified if r["verification"] != "passed")
     report = {
-        "teacher": job.to_dict(),
+        "teacher": _teacher_summary(job),
         "requested": len(records),
         "answered": len(answered),
         "invalid": sum(r["rejected"] == "invalid" for r in records),
@@ -266,6 +287,7 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
         "rejected": len(rejected),
         "failed_tests": sum(failures.values()),
         "tokens": report["tokens"]["train"],
+        **_teacher_costs(job),
     }
 
 
