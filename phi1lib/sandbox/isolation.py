@@ -311,7 +311,7 @@ def apply_resource_limits(limits: SandboxLimits, process_baseline: int | None) -
     """
     megabyte = 1024 * 1024
     cpu = limits.cpu_seconds
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

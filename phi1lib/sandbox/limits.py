@@ -19,11 +19,11 @@ class SandboxLimits:
     ``timeout_s`` is wall-clock time from start to the end of the program. ``cpu_s`` is CPU time
     per process (``RLIMIT_CPU``); ``None`` means one second more than the timeout, so the wall
     clock decides for single-threaded programs. ``memory_mb`` caps the address space
-    (``RLIMIT_AS``), ``file_size_mb`` the largest file a program may write (``RLIMIT_FSIZE``)
-    and, where the sandbox has a private scratch filesystem, its total size. ``max_processes``
-    caps processes and threads (``RLIMIT_NPROC``). ``network=False`` puts the program in an
-    empty network namespace and also disables sockets in Python. ``tail_bytes`` bounds the
-    captured end of stdout and stderr, whatever the program writes.
+    (``RLIMIT_AS``), ``file_size_mb`` the largest file a program may write (``RLIMIT_FSIZE``;
+    where the sandbox has a private scratch filesystem, all files together may take twice
+    that). ``max_processes`` caps processes and threads (``RLIMIT_NPROC``). ``network=False``
+    puts the program in an empty network namespace and also disables sockets in Python.
+    ``tail_bytes`` bounds the captured end of stdout and stderr, whatever the program writes.
     """
 
     timeout_s: float = 3.0

@@ -106,6 +106,7 @@ def _verdict(raw: dict[str, Any], exit_code: int | None, limits: SandboxLimits) 
         return "crashed", f"the sandbox could not start the program: {report['message']}"
     if exit_code < 0:
         number = -exit_code
+        # RLIMIT_CPU ends a program with SIGKILL (soft = hard limit) or SIGXCPU.
         cpu_limited = raw["cpu_s"] >= limits.cpu_seconds - 0.05
         if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_limited):
             return "timeout", f"CPU-time limit of {limits.cpu_seconds} s exceeded"

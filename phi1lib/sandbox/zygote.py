@@ -87,7 +87,7 @@ class Zygote:
     def _scratch(self, limits: SandboxLimits, source: str, uid: int | None) -> str:
         """A fresh scratch directory holding the program, owned by the program's user."""
         if self.isolation.mount_namespace:
-            workdir = iso.fresh_scratch(limits.file_size_mb)
+            workdir = iso.fresh_scratch(2 * limits.file_size_mb)
         else:
             workdir = tempfile.mkdtemp(prefix="phi1-sandbox-")
         path = os.path.join(workdir, child.PROGRAM_NAME)
