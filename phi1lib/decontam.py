@@ -282,20 +282,25 @@ def similarity_split_table(
     matches: AstMatches,
     scores: Mapping[str, Mapping[str, float]],
     taus: Sequence[float] = TAUS,
+    task_ids: Sequence[str] | None = None,
 ) -> list[dict]:
     """The paper's Table 3 for our models: pass@1 on similar, non-similar and all problems.
 
     ``scores`` maps a model name to its per-problem pass@1 (``task_id -> 0..1``), as the
-    ``evaluate`` stage writes them; only problems present in ``matches`` are counted. A subset
-    with no problems has pass@1 ``None``. Introduced in chapter 6.
+    ``evaluate`` stage writes them. The problems are ``task_ids`` (default: all of
+    ``matches``); a subset with no problems has pass@1 ``None``. Introduced in chapter 6.
     """
+    chosen = list(matches.task_ids if task_ids is None else task_ids)
+    unknown = set(chosen) - set(matches.task_ids)
+    if unknown:
+        raise ValueError(f"problems without match rates: {sorted(unknown)[:5]}")
     rows = []
     for tau in taus:
         similar = set(matches.similar(tau))
         subsets = {
-            "similar": [t for t in matches.task_ids if t in similar],
-            "non-similar": [t for t in matches.task_ids if t not in similar],
-            "total": list(matches.task_ids),
+            "similar": [t for t in chosen if t in similar],
+            "non-similar": [t for t in chosen if t not in similar],
+            "total": chosen,
         }
         for subset, ids in subsets.items():
             row: dict = {"tau": tau, "subset": subset, "problems": len(ids)}

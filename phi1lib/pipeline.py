@@ -46,6 +46,8 @@ STAGES: dict[str, str] = {
     "pretrain_unfiltered": "phi1lib.training.stages:PRETRAIN_UNFILTERED",
     "finetune": "phi1lib.training.stages:FINETUNE",
     "training_ablation": "phi1lib.training.ablation:TRAINING_ABLATION",
+    # Chapter 6: HumanEval, MBPP, the new problems, decontamination (phi1lib.evaluation).
+    "evaluate": "phi1lib.evaluation.stage:EVALUATE",
 }
 
 

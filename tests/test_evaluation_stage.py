@@ -1,0 +1,120 @@
+"""The ``evaluate`` stage's build, on tiny models made here instead of the training stages'."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+from test_evaluation_models import make_tiny_model
+
+from phi1lib.evaluation.humaneval import load_humaneval
+from phi1lib.evaluation.stage import EVALUATE, WORK_FOLDER, read_report, read_summary
+from phi1lib.pipeline import STAGES, StageContext
+from phi1lib.profiles import load_profile
+from phi1lib.runstore import Artifact, RunStore
+
+
+def _artifact(stage: str, path) -> Artifact:
+    return Artifact(stage, path, {"fingerprint": f"{stage}-test", "counts": {}})
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """Stand-ins for the pretrain, finetune and exercises artifacts."""
+    root = tmp_path_factory.mktemp("upstream")
+    for stage, seed in (("pretrain", 0), ("finetune", 1)):
+        make_tiny_model(root / stage / "model", seed=seed)
+    # Exercises: two HumanEval solutions in disguise (renamed), and an unrelated snippet.
+    humaneval = load_humaneval(limit=3)
+    texts = [
+        humaneval[0].reference_code().replace("has_close_elements", "near_pair"),
+        humaneval[2].reference_code().replace("truncate_number", "fraction_part"),
+        "def greet(name):\n    return 'hello ' + name\n",
+    ]
+    datasets.Dataset.from_dict({"text": texts}).save_to_disk(str(root / "exercises" / "data"))
+    return {
+        stage: _artifact(stage, root / stage) for stage in ("pretrain", "finetune", "exercises")
+    }
+
+
+def _build(profile, store: RunStore, inputs) -> Artifact:
+    with store.staging("evaluate") as scratch:
+        counts = EVALUATE.build(StageContext(profile, scratch, inputs, store))
+        return store.commit(
+            "evaluate",
+            scratch,
+            fingerprint_="test",
+            config=EVALUATE.config(profile),
+            inputs={name: a.fingerprint for name, a in inputs.items()},
+            counts=counts,
+            started=0.0,
+        )
+
+
+def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, runs_root):
+    profile = load_profile("smoke", {"eval.humaneval_limit": 4, "eval.mbpp_limit": 3,
+                                     "eval.new_limit": 2, "eval.max_new_tokens": 12},
+                           use_env=False)  # fmt: skip
+    artifact = _build(profile, RunStore("smoke", root=runs_root), upstream)
+
+    summary = read_summary(artifact)
+    assert set(summary["models"]) == {"phi-1-base", "phi-1"}
+    for model in ("phi-1-base", "phi-1"):
+        benchmarks = summary["models"][model]["benchmarks"]
+        assert {b: benchmarks[b]["problems"] for b in benchmarks} == {
+            "humaneval": 4, "mbpp": 3, "new": 2,
+        }  # fmt: skip
+        assert benchmarks["humaneval"]["pass@1"] == 0.0  # random weights
+        assert benchmarks["mbpp"]["generation"]["completions"] == 3
+        assert summary["models"][model]["parameters"] > 0
+        report = read_report(artifact, model, "new")
+        assert [r.task_id for r in report.results] == ["New/0", "New/1"]
+    assert artifact.counts["phi-1/humaneval/pass@1"] == 0.0
+
+    decontamination = artifact.json("decontamination.json")
+    best = {row["task_id"]: row for row in decontamination["ast"]["best"]}
+    assert len(best) == 164
+    assert best["HumanEval/0"]["rate"] == 1.0 and best["HumanEval/0"]["train_index"] == 0
+    assert best["HumanEval/2"]["rate"] == 1.0 and best["HumanEval/2"]["train_index"] == 1
+    assert decontamination["ngram"]["problems_matched"] >= 2  # the docstrings came along
+    pruning = {row["tau"]: row for row in decontamination["ast"]["pruning"]}
+    assert pruning[0.95]["pruned_training_items"] == 2
+    table = {(row["tau"], row["subset"]): row for row in decontamination["table3"]}
+    assert decontamination["table3_problems"] == 4
+    assert table[(0.95, "similar")]["problems"] == 2
+    assert table[(0.95, "non-similar")]["problems"] == 2
+    assert table[(0.95, "total")]["phi-1"] == 0.0
+    assert not (runs_root / "smoke" / WORK_FOLDER).exists() or not any(
+        (runs_root / "smoke" / WORK_FOLDER).iterdir()
+    ), "the work folder is removed once the stage is done"
+
+
+def test_an_interrupted_build_resumes_from_finished_reports(upstream, runs_root, tmp_path):
+    profile = load_profile("smoke", {"eval.humaneval_limit": 2, "eval.mbpp_limit": 2,
+                                     "eval.new_limit": 2, "eval.max_new_tokens": 8},
+                           use_env=False)  # fmt: skip
+    store = RunStore("smoke", root=runs_root)
+    broken = dict(upstream)
+    (tmp_path / "data").mkdir()  # an exercises artifact whose dataset cannot be read
+    broken["exercises"] = _artifact("exercises", tmp_path)
+    with pytest.raises(Exception, match="data"):
+        _build(profile, store, broken)
+    finished = sorted((runs_root / "smoke" / WORK_FOLDER).rglob("*.json"))
+    assert len(finished) == 6, "all six reports survive the failure"
+    stamps = {path: path.stat().st_mtime_ns for path in finished}
+    saved = {path: json.loads(path.read_text()) for path in finished}
+
+    artifact = _build(profile, store, upstream)
+    assert all(path.stat().st_mtime_ns == stamps[path] for path in finished if path.exists())
+    report = read_report(artifact, "phi-1", "mbpp")
+    key = next(p for p in saved if p.parent.name == "phi-1" and p.name == "mbpp.json")
+    assert report.to_dict() == saved[key]
+
+
+def test_stage_is_registered_after_the_training_stages():
+    names = list(STAGES)
+    assert STAGES["evaluate"] == "phi1lib.evaluation.stage:EVALUATE"
+    assert names.index("evaluate") > names.index("finetune")
+    assert EVALUATE.needs == ("pretrain", "finetune", "exercises")
+    assert EVALUATE.config(load_profile("tiny", use_env=False))["judge"] is None
