@@ -345,7 +345,10 @@ programs = {
         "for _ in range(10):\\n    if libc.fork() < 0:\\n        print('refused', flush=True)\\n"
         "time.sleep(0.2)\\n"
     ),
-    "socket": "import _socket\\ns = _socket.socket()\\ns.settimeout(1)\\ns.connect(('127.0.0.1', 9))\\n",
+    "socket": (
+        "import _socket\\ns = _socket.socket()\\ns.settimeout(1)\\n"
+        "s.connect(('127.0.0.1', 9))\\n"
+    ),
 }
 zygote = ZygoteProcess()
 limits = SandboxLimits(timeout_s=3, max_processes=8)

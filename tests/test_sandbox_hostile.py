@@ -191,7 +191,8 @@ def test_memory_bomb_fails_with_memory_error(pool, machine):
 
 
 def test_huge_file_write_is_stopped(pool, machine):
-    body = "with open('big.bin', 'wb') as out:\n    for _ in range(64):\n        out.write(bytes(2**20))\n"
+    body = "with open('big.bin', 'wb') as out:\n    for _ in range(64):\n"
+    body += "        out.write(bytes(2**20))\n"
     result = run(pool, machine, body)
     assert result.status == "failed"
     assert "File too large" in result.message
@@ -200,7 +201,8 @@ def test_huge_file_write_is_stopped(pool, machine):
 def test_filling_the_scratch_space_with_many_files_is_stopped(pool, machine, isolation):
     if "private-filesystem" not in isolation:
         pytest.skip("without a private tmpfs only single files are capped")
-    body = "for i in range(64):\n    with open(f'part{i}.bin', 'wb') as out:\n        out.write(bytes(2**20))\n"
+    body = "for i in range(64):\n    with open(f'part{i}.bin', 'wb') as out:\n"
+    body += "        out.write(bytes(2**20))\n"
     result = run(pool, machine, body)
     assert result.status == "failed"
     assert "No space left" in result.message
@@ -209,7 +211,8 @@ def test_filling_the_scratch_space_with_many_files_is_stopped(pool, machine, iso
 def test_deleting_and_writing_outside_is_refused_by_the_guard(pool, machine):
     body = (
         "import shutil\nerrors = 0\n"
-        "for attempt in (lambda: os.remove(CANARY), lambda: shutil.rmtree(os.path.dirname(CANARY)),\n"
+        "for attempt in (lambda: os.remove(CANARY),\n"
+        "                lambda: shutil.rmtree(os.path.dirname(CANARY)),\n"
         "                lambda: open(CANARY, 'w'), lambda: os.rename(CANARY, ESCAPES[1]),\n"
         "                lambda: open(ESCAPES[0], 'w'), lambda: os.truncate(CANARY, 0)):\n"
         "    try:\n        attempt()\n    except PermissionError:\n        errors += 1\n"
@@ -254,7 +257,8 @@ def test_reading_the_home_directory_behind_the_guard(pool, machine, os_layer):
     body = (
         "import _io\ntry:\n    print(_io.FileIO(HOME_CANARY).read())\n"
         "except OSError as error:\n    print('refused', error.errno)\n"
-        "print(os.listdir(os.path.dirname(HOME_CANARY)) if os.access(os.path.dirname(HOME_CANARY), os.R_OK) else [])\n"
+        "home = os.path.dirname(HOME_CANARY)\n"
+        "print(os.listdir(home) if os.access(home, os.R_OK) else [])\n"
     )
     result = run(pool, machine, body)
     assert result.status == "passed"
@@ -319,7 +323,7 @@ def test_os_system_and_subprocess_are_refused(pool, machine):
 
 
 def test_shell_behind_the_guard_cannot_write_outside(pool, machine, os_layer):
-    body = "status = libc.system(f'touch {ESCAPES[0]} {ESCAPES[1]} {ESCAPES[2]}'.encode())\nprint(status)\n"
+    body = "print(libc.system(f'touch {ESCAPES[0]} {ESCAPES[1]} {ESCAPES[2]}'.encode()))\n"
     result = run(pool, machine, body)
     assert result.status == "passed"
     assert result.stdout_tail.strip() != "0"

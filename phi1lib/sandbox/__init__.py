@@ -13,7 +13,7 @@ forked from a pre-warmed interpreter (the zygote), which is what makes the sandb
 
 The names below are imported on first use: the zygote imports this package too, and every
 module it holds is copied into each fork, so the caller's side (``pool.py``, with tqdm and
-threads) stays out of it. Introduced in chapter "Running untrusted code".
+threads) stays out of it. Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations

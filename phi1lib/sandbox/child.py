@@ -12,7 +12,7 @@ installs the guard; then it runs the source with ``exec`` as ``__main__``. Only 
 runs to its end does it write the run's random completion token to the report pipe, so
 ``sys.exit(0)`` or ``os._exit(0)`` before the tests cannot pass for success. (A program could
 still find the token in its own memory: the token stops accidents, the operating-system layer
-stops damage.) Introduced in chapter "Running untrusted code".
+stops damage.) Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations

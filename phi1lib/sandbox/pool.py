@@ -4,7 +4,7 @@ A :class:`SandboxPool` owns up to N zygote processes (``zygote.py``) and hands e
 an idle one from a thread, so at most N programs run at once; results come back in input
 order. ``run_program`` and ``run_programs`` use one shared pool that lives as long as the
 Python process, so repeated calls do not pay for starting interpreters again. Introduced in
-chapter "Running untrusted code".
+chapter 2 ("Executing the textbooks"); the evaluation chapters run every completion through it.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def shared_pool(workers: int = 1) -> SandboxPool:
 def run_program(source: str, *, limits: SandboxLimits | None = None) -> SandboxResult:
     """Run one Python program (typically solution + tests) in the sandbox.
 
-    Introduced in chapter "Running untrusted code"; the evaluation chapters call it (through
+    Introduced in chapter 2 ("Executing the textbooks"); the evaluation chapters call it (through
     :func:`run_programs`) for every HumanEval and MBPP completion.
     """
     return shared_pool(1).run(source, limits)

@@ -1,6 +1,6 @@
 """The frames the pool and a zygote exchange over pipes: a 4-byte length, then JSON.
 
-Introduced in chapter "Running untrusted code".
+Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations

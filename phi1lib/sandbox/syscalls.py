@@ -2,8 +2,8 @@
 
 ``os.unshare`` arrived in Python 3.12 and ``mount``, ``mount_setattr`` and ``prctl`` are not in
 the standard library at all, so the sandbox calls libc directly. Each wrapper raises ``OSError``
-with the kernel's errno, like the ``os`` functions do. Introduced in chapter "Running untrusted
-code".
+with the kernel's errno, like the ``os`` functions do. Introduced in chapter 2 ("Executing the
+textbooks").
 """
 
 from __future__ import annotations

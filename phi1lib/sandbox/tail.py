@@ -2,8 +2,8 @@
 
 A program may write gigabytes to stdout; the sandbox keeps reading (so the program is not
 blocked and its time limit still decides when it stops) but remembers only the last bytes,
-where a traceback or the last test's output usually is. Introduced in chapter "Running
-untrusted code".
+where a traceback or the last test's output usually is. Introduced in chapter 2 ("Executing the
+textbooks").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Turning those facts into a verdict is ``result.py``'s job, in the caller's proce
 
 The zygote is a child subreaper, so processes that escape their process group (a daemonising
 double fork) are re-parented to it, and the cleanup finds them even where no PID namespace is
-available. Introduced in chapter "Running untrusted code".
+available. Introduced in chapter 2 ("Executing the textbooks").
 """
 
 from __future__ import annotations
