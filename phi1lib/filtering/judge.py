@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from phi1lib.teacher import run_requests, teacher_endpoint
+from phi1lib.teacher import JobReport, run_requests, teacher_endpoint
 from phi1lib.teacher.tasks import (
     EDUCATIONAL_THRESHOLD,
     TeacherOutputError,
@@ -55,7 +55,7 @@ def judge_texts(
     cache_dir: Path | None,
     max_chars: int,
     progress: bool = True,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], JobReport]:
     """Ask the profile's teacher to judge each text; one row per text plus the job report.
 
     Every row has ``id``, ``status`` and, when the answer was usable, ``score`` (0-5),
@@ -80,7 +80,7 @@ def judge_texts(
         else:
             row.update(score=score, reason=reason, educational=score >= EDUCATIONAL_THRESHOLD)
         rows.append(row)
-    return rows, {"summary": report.summary(), **report.to_dict()}
+    return rows, report
 
 
 def score_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -204,3 +204,40 @@ def token_accounting(
         ],
     }
     return pd.DataFrame(rows, index=["this run", "the paper"]).T
+
+
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The bands and rows ``datasketch`` picks for a threshold (what ``phi1lib.dedup`` uses)."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+def stand_ins(profile: Any) -> pd.DataFrame:
+    """Each ingredient of the paper's filter beside what this profile uses for it."""
+    corpus, teacher, embed = profile.corpus, profile.teacher, profile.embed
+    if corpus.source == "local":
+        data = (
+            f"{corpus.max_files or 'all'} Python files of this machine's standard library and "
+            "site-packages (real code, not written for this book)"
+        )
+    else:
+        names = ", ".join(source["name"] for source in corpus.hub_sources)
+        data = f"streamed from the hub: {names} ({corpus.max_files or 'every'} files)"
+    judge = (
+        f"the book's procedural teacher ({teacher.model}): a rubric over code features, "
+        "a stand-in for an LLM"
+        if teacher.endpoint == "local"
+        else f"{teacher.model} at {teacher.endpoint}"
+    )
+    rows = {
+        "code": ["The Stack (dedup, Python) + StackOverflow: >35M files, >35B tokens", data],
+        "judge": ["GPT-4, ~100k files", f"{judge}; {profile.judge.sample_size} files"],
+        "embeddings": ["a pretrained CodeGen model", embed.model],
+        "classifier": [
+            "random forest (settings unpublished)",
+            f"random forest, {profile.classifier.n_estimators} trees",
+        ],
+    }
+    return pd.DataFrame(rows, index=["the paper", "this run"]).T

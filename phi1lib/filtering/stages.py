@@ -30,8 +30,10 @@ from phi1lib.filtering.judge import judge_texts, sample_indices, score_counts
 from phi1lib.filtering.scoring import MODEL_FILE, embedding_view
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.runstore import fingerprint
+from phi1lib.teacher.tasks import JUDGE
 
 EMBED_BLOCK = 1024  # files embedded between two saves of the resumable embedding cache
+MIN_LABELLED = 0.9  # below this share of usable answers the judge stage fails (nothing is stored)
 SWEEP = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
 
 
@@ -158,11 +160,25 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
         "status": [row["status"] for row in rows],
         "error": [row["error"] for row in rows],
     }
-    Dataset.from_dict(table).save_to_disk(str(ctx.out / "data"))
-    report.pop("wall_s", None)  # keeps the artifact reproducible byte for byte
-    _write_json(ctx.out / "report.json", report)
     labelled = [row for row in rows if row["score"] is not None]
+    if len(labelled) < MIN_LABELLED * len(rows):
+        failed = [row for row in rows if row["score"] is None]
+        raise RuntimeError(
+            f"the judge answered only {len(labelled)} of {len(rows)} files usably "
+            f"({report.summary()}); first problem: {failed[0]['error']}. Answers so far are "
+            "cached: fix the teacher and run the stage again to ask only for the rest."
+        )
+    Dataset.from_dict(table).save_to_disk(str(ctx.out / "data"))
+    # What a rebuild from the cache reproduces byte for byte; the run's own costs go in counts.
+    statuses = {k: v for k, v in report.counts.items() if k != "cached"}
+    _write_json(
+        ctx.out / "report.json",
+        {"template": JUDGE, "model": ctx.profile.teacher.model, "statuses": statuses},
+    )
     return {
+        "teacher_run": report.summary(),
+        "teacher_tokens": report.tokens,
+        "teacher_cost_usd": round(report.cost_usd, 4),
         "judged": len(rows),
         "labelled": len(labelled),
         "educational": sum(bool(row["educational"]) for row in labelled),
