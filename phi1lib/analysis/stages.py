@@ -198,11 +198,11 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
         + [ngram_count(texts, max(DISTINCT_NS)) for texts, _ in samples.values()]
     )
     topics = topic_names()
-    topic_vectors = embed_texts(topic_descriptions(), profile=ctx.profile)
+    topic_vectors = embed_texts(topic_descriptions(), ctx.profile)
     report: dict[str, Any] = {"settings": settings.to_dict(), "topics": topics, "datasets": {}}
     families: dict[str, Any] = {}
     for label, (texts, labels) in samples.items():
-        vectors = embed_texts(texts, profile=ctx.profile)
+        vectors = embed_texts(texts, ctx.profile)
         shapes, families[label] = shape_metrics(texts, settings)
         known = labels if labels is not None and set(labels) <= set(topics) else None
         report["datasets"][label] = {

@@ -25,6 +25,13 @@ from phi1lib.analysis.probes.suite import Probe
 
 _FENCED = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CODE_START = re.compile(r"^(def |class |import |from |@)", re.MULTILINE)
+# A top-level line that continues code after it has started: a statement keyword, a decorator,
+# a comment, or a name being assigned or called. Prose ("That is all, folks") stops the code,
+# although Python would happily parse it as an expression.
+_CODE_LINE = re.compile(
+    r"^(def |class |import |from |@|#|if |for |while |with |try:|return |print\(|"
+    r"[A-Za-z_][\w.]*(\[.*\])?\s*(=|\+=|-=|\())"
+)
 
 
 def longest_parsable_prefix(source: str) -> str:
@@ -45,14 +52,23 @@ def longest_parsable_prefix(source: str) -> str:
 
 
 def code_from_answer(answer: str) -> str:
-    """The Python code in a chat answer: its fenced blocks, else everything from the first
-    line that starts like code (``def``, ``import``, ...), cut to the longest part that parses."""
+    """The Python code in a chat answer: its fenced blocks, else the lines from the first one
+    that starts like code (``def``, ``import``, ...) up to the first line of prose, cut to the
+    longest part that parses."""
     blocks = [longest_parsable_prefix(block) for block in _FENCED.findall(answer)]
     blocks = [block for block in blocks if block.strip()]
     if blocks:
         return "\n".join(blocks)
     start = _CODE_START.search(answer)
-    return longest_parsable_prefix(answer[start.start() :]) if start else ""
+    if start is None:
+        return ""
+    lines = answer[start.start() :].splitlines()
+    kept = lines[:1]
+    for line in lines[1:]:
+        if line.strip() and not line[0].isspace() and not _CODE_LINE.match(line):
+            break
+        kept.append(line)
+    return longest_parsable_prefix("\n".join(kept))
 
 
 def program_source(probe: Probe, completion: str) -> str:

@@ -1,0 +1,219 @@
+"""Chapter 7's probe suite: the data file, the checks, the intervals and a run on a real model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from phi1lib.analysis.intervals import paired_bootstrap_difference, wilson_interval
+from phi1lib.analysis.probes.checks import (
+    check_structure,
+    code_from_answer,
+    longest_parsable_prefix,
+    program_with_tests,
+    references,
+)
+from phi1lib.analysis.probes.report import (
+    ProbeOutcome,
+    paired_differences,
+    rates_by,
+    side_by_side,
+)
+from phi1lib.analysis.probes.runner import (
+    ProbeSettings,
+    as_problem,
+    check_completions,
+    run_probe_suite,
+)
+from phi1lib.analysis.probes.suite import (
+    CATEGORIES,
+    PERTURBATIONS,
+    ProbeFormatError,
+    load_suite,
+)
+
+SUITE = load_suite()
+BY_ID = {probe.id: probe for probe in SUITE}
+
+
+def test_suite_covers_every_category_with_unique_ids():
+    assert {probe.category for probe in SUITE} == set(CATEGORIES)
+    assert len(BY_ID) == len(SUITE) >= 40
+
+
+def test_robustness_groups_hold_every_perturbation_of_one_task():
+    groups: dict[str, list] = {}
+    for probe in SUITE:
+        if probe.category == "robustness":
+            groups.setdefault(probe.group, []).append(probe)
+    assert len(groups) >= 4
+    for members in groups.values():
+        assert sorted(p.perturbation for p in members) == sorted(PERTURBATIONS)
+        assert len({(p.entry_point, p.tests) for p in members}) == 1
+        original = next(p for p in members if p.perturbation == "original")
+        longer = next(p for p in members if p.perturbation == "longer")
+        assert len(longer.prompt) > 2 * len(original.prompt)
+
+
+def test_every_reference_passes_and_an_empty_answer_fails_in_the_sandbox():
+    settings = ProbeSettings(workers=2)
+    right = check_completions(SUITE, [p.reference for p in SUITE], settings)
+    failures = [(p.id, status) for p, (ok, status) in zip(SUITE, right, strict=True) if not ok]
+    assert not failures
+    empty = ["    return None\n" if p.format == "code" else "I am not sure." for p in SUITE]
+    wrong = check_completions(SUITE, empty, settings)
+    assert not any(ok for ok, _ in wrong)
+    statuses = {status for (_, status), p in zip(wrong, SUITE, strict=True) if p.check == "tests"}
+    assert statuses == {"failed"}
+
+
+def test_suite_errors_name_the_probe_and_the_field(tmp_path):
+    good = (Path(__file__).parents[1] / "phi1lib/analysis/probes/suite.toml").read_text()
+    cases = {
+        "category": good.replace('category = "gui"', 'category = "graphics"', 1),
+        "appears twice": good + good[good.index("\n[[probe]]") :],
+        "does not parse": good.replace("    return [word for word", "    return [word for", 1),
+        "structure": good.replace("\n[probe.structure]", "\n[probe.ignored]", 1),
+    }
+    for expected, text in cases.items():
+        path = tmp_path / "suite.toml"
+        path.write_text(text)
+        with pytest.raises(ProbeFormatError, match=expected) as error:
+            load_suite(path)
+        assert str(path) in str(error.value)
+
+
+def test_structure_resolves_imports_counts_calls_and_reads_grid_cells():
+    source = (
+        "from tkinter import *\nimport matplotlib.pyplot as plt\n"
+        "root = Tk()\nfor c in range(2):\n    Entry(root).grid(row=0, column=c)\n"
+        "Button(root, text='a').grid(row=1, column=0)\nplt.savefig('x.png', dpi=200)\n"
+        "root.mainloop()\n"
+    )
+    found = references(source)
+    assert {"tkinter.Tk", "tkinter.Entry", "tkinter.Button"} <= found.names
+    assert "matplotlib.pyplot.savefig" in found.names
+    assert found.calls["tkinter.Entry"] == 1  # a call site in a loop counts once
+    assert found.grid_cells == {(1, 0)}  # the loop's cell is not a constant
+    assert {"savefig:dpi", "matplotlib.pyplot.savefig:dpi"} <= found.keywords
+    assert "mainloop" in found.methods
+
+
+def test_structure_check_reports_what_is_missing():
+    layout = BY_ID["counting/tkinter-layout"]
+    ok, why = check_structure(layout, layout.reference)
+    assert (ok, why) == (True, "ok")
+    one_button_short = layout.reference.replace(
+        '    tk.Button(root, text="Three").grid(row=1, column=2)\n', ""
+    )
+    ok, why = check_structure(layout, one_button_short)
+    assert not ok
+    assert "calls tkinter.Button 2 times, not 3" in why and "grid cells" in why
+    cut_off = layout.reference[: layout.reference.index("tk.Button")] + "tk.Butt"
+    assert not check_structure(layout, cut_off)[0]
+
+
+def test_code_is_found_in_chat_answers_fenced_or_not():
+    fenced = "Sure:\n```python\ndef f(x):\n    return x\n```\nHope this helps."
+    assert code_from_answer(fenced) == "def f(x):\n    return x\n"
+    bare = "You can do this.\ndef g():\n    return 1\nThat is all, folks"
+    assert code_from_answer(bare) == "def g():\n    return 1\n"
+    assert code_from_answer("Just use a loop.") == ""
+    assert longest_parsable_prefix("x = 1\ny = (\n") == "x = 1\n"
+    chat = BY_ID["chat/keep-even"]
+    assert "def keep_even" in program_with_tests(chat, chat.reference)
+
+
+def test_wilson_interval_matches_known_values():
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_paired_bootstrap_difference_of_known_pairs():
+    assert paired_bootstrap_difference([1, 0, 1], [1, 0, 1]) == (0.0, 0.0, 0.0)
+    assert paired_bootstrap_difference([0, 0, 0, 0], [1, 1, 1, 1]) == (1.0, 1.0, 1.0)
+    difference, low, high = paired_bootstrap_difference([0] * 10, [1] * 5 + [0] * 5, seed=1)
+    assert difference == 0.5 and 0.1 < low < 0.5 < high < 0.9
+    with pytest.raises(ValueError):
+        paired_bootstrap_difference([1], [1, 0])
+
+
+def _outcomes(model: str, passes: dict[str, bool]) -> list[ProbeOutcome]:
+    return [
+        ProbeOutcome(
+            model, pid, BY_ID[pid].category, f"answer of {model}", ok, "passed" if ok else "failed"
+        )
+        for pid, ok in passes.items()
+    ]
+
+
+def test_tables_of_rates_and_paired_differences():
+    ids = [p.id for p in SUITE if p.category in ("stdlib", "logic")]
+    base = _outcomes("base", {pid: False for pid in ids})
+    tuned = _outcomes("tuned", {pid: BY_ID[pid].category == "stdlib" for pid in ids})
+    rows = {(r["model"], r["category"]): r for r in rates_by(base + tuned)}
+    stdlib = rows[("tuned", "stdlib")]
+    assert (stdlib["passed"], stdlib["rate"], stdlib["high"]) == (8, 1.0, 1.0)
+    assert rows[("base", "logic")]["rate"] == 0.0
+    differences = {r["category"]: r for r in paired_differences(base + tuned, "base", "tuned")}
+    assert differences["stdlib"]["difference"] == 1.0
+    assert differences["logic"]["difference"] == 0.0
+    assert differences["all"]["only_second"] == 8 and differences["all"]["only_first"] == 0
+    row = side_by_side(base + tuned, [ids[0]])[0]
+    assert row["base"].startswith("fail (failed)") and row["tuned"].startswith("pass")
+    with pytest.raises(ValueError, match="different probes"):
+        paired_differences(base + tuned[:-1], "base", "tuned")
+
+
+def test_probes_become_chapter_6_problems_for_the_judge():
+    from phi1lib.evaluation.judge import judge_request
+
+    probe = BY_ID["logic/three-player-game"]
+    problem = as_problem(probe)
+    assert problem.program(probe.reference) == program_with_tests(probe, probe.reference)
+    request = judge_request(problem, "    return [0, 0, 0]\n")
+    assert "play_rounds" in request.messages[-1]["content"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised phi-1-architecture model with a small BPE tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import decoders as token_decoders
+    from transformers import PhiForCausalLM, PreTrainedTokenizerFast
+
+    from phi1lib.training.presets import build_config
+
+    folder = tmp_path_factory.mktemp("model")
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = token_decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"])
+    core.train_from_iterator([p.prompt + p.reference for p in SUITE], trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>")
+    tokenizer.save_pretrained(folder)
+    eos = tokenizer.eos_token_id
+    config = build_config("smoke", vocab_size=448, eos_token_id=eos, pad_token_id=eos)
+    PhiForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_a_real_model_answers_and_every_answer_is_checked(tiny_model_dir):
+    probes = [BY_ID[pid] for pid in ("stdlib/math-lcm", "gui/tkinter-pew", "chat/keep-even")]
+    settings = ProbeSettings(max_new_tokens=8, batch_size=3, workers=1)
+    outcomes, costs = run_probe_suite(tiny_model_dir, probes, "random", settings, progress=False)
+    assert [o.probe_id for o in outcomes] == [p.id for p in probes]
+    assert costs["generation"]["completions"] == 3
+    assert costs["generation"]["parameters"] > 0
+    # An untrained model passes nothing; each check says why in its own words.
+    assert not any(o.passed for o in outcomes)
+    assert outcomes[0].status in {"failed", "timeout"}
+    assert outcomes[1].status.startswith(("never uses", "no parsable"))
+    json.dumps([o.to_dict() for o in outcomes])  # outcomes are JSON-ready
