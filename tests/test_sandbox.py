@@ -291,6 +291,26 @@ def test_a_dead_zygote_gives_a_crashed_result_and_is_replaced():
         assert pool.run("assert 2 + 2 == 4").passed
 
 
+def test_a_forked_caller_gets_zygotes_of_its_own():
+    with SandboxPool(1) as pool:
+        pool.start()
+        (parents_zygote,) = pool._started
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child reports whether it could run a program, then leaves at once
+            try:
+                ok = pool.run("assert 3 * 3 == 9").passed and pool._started[0] is not parents_zygote
+                os.write(write_end, b"1" if ok else b"0")
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 1) == b"1"
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        assert pool.run("assert 2 ** 5 == 32").passed
+        assert pool._started == [parents_zygote]
+
+
 def test_the_fallback_without_namespaces_still_judges_and_cleans_up():
     with SandboxPool(1, namespaces=False) as pool:
         isolation = pool.isolation()

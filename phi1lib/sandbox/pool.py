@@ -10,6 +10,7 @@ chapter 2 ("Executing the textbooks"); the evaluation chapters run every complet
 from __future__ import annotations
 
 import atexit
+import os
 import queue
 import threading
 from collections.abc import Sequence
@@ -38,8 +39,18 @@ class SandboxPool:
         self._idle: queue.SimpleQueue[ZygoteProcess] = queue.SimpleQueue()
         self._started: list[ZygoteProcess] = []
         self._lock = threading.Lock()
+        self._owner = os.getpid()
+
+    def _forget_zygotes_after_fork(self) -> None:
+        """A forked copy of the caller must not talk to its parent's zygotes: start its own."""
+        if os.getpid() != self._owner:
+            self._lock = threading.Lock()
+            self._idle = queue.SimpleQueue()
+            self._started = []
+            self._owner = os.getpid()
 
     def _acquire(self) -> ZygoteProcess:
+        self._forget_zygotes_after_fork()
         try:
             return self._idle.get_nowait()
         except queue.Empty:
@@ -53,6 +64,7 @@ class SandboxPool:
 
     def start(self) -> SandboxPool:
         """Start all ``workers`` zygotes now (else each starts on first use)."""
+        self._forget_zygotes_after_fork()
         with self._lock:
             missing = self.workers - len(self._started)
             for _ in range(missing):
@@ -62,9 +74,16 @@ class SandboxPool:
         return self
 
     def _replace(self, dead: ZygoteProcess) -> None:
+        """Retire a dead zygote and start its successor (a waiting thread may take it)."""
         with self._lock:
             self._started.remove(dead)
-        dead.close()
+            dead.close()
+            try:
+                successor = ZygoteProcess(self.namespaces)
+            except ZygoteDied:
+                return  # the next run that needs one tries again
+            self._started.append(successor)
+            self._idle.put(successor)
 
     def isolation(self) -> dict[str, Any]:
         """Which layers the kernel allows here (starts a zygote if none runs yet)."""
