@@ -48,6 +48,9 @@ STAGES: dict[str, str] = {
     "training_ablation": "phi1lib.training.ablation:TRAINING_ABLATION",
     # Chapter 6: HumanEval, MBPP, the new problems, decontamination (phi1lib.evaluation).
     "evaluate": "phi1lib.evaluation.stage:EVALUATE",
+    # Chapters 7 and 8: the probe suite, and diversity and redundancy (phi1lib.analysis).
+    "probes": "phi1lib.analysis.stages:PROBES",
+    "diversity": "phi1lib.analysis.stages:DIVERSITY",
 }
 
 
