@@ -2,27 +2,39 @@
 
 phi-1's synthetic data was written by GPT-3.5 (paper-notes §1). Offline, the project's own
 OpenAI-compatible server answers instead, and this package is its "model": a deterministic,
-procedural writer that is honest about what it is. It has four parts, each in its own module:
+procedural writer that is honest about what it is. Its parts, each in its own module:
 
-* ``library`` + ``textbook``: a concept library of Python topics and a writer that turns one
-  (topic, subtopic, audience, style, seed) into a markdown textbook section with executed examples;
-* ``exercises``: parameterised exercise families (signature, docstring, solution, tests);
+* ``library`` (``topics/*.toml``) + ``textbook``: a concept library of Python topics and a writer
+  that turns one (topic, subtopic, audience, style, seed) into a markdown textbook section whose
+  code examples are executed while it is written (``execution``), with values from ``vocab``;
+* ``exercises`` (``families/*.toml``) + ``inputs``: parameterised exercise families (signature,
+  docstring, reference solution, tests whose expected values come from running the solution);
 * ``mistakes``: plausible bugs injected into a fraction of the answers, as GPT-3.5 made them;
 * ``judge``: an additive rubric that scores the educational value of a code file (0-5).
 
-The server calls exactly the names exported here. Introduced in chapter 2 (synthetic textbooks).
+The server calls exactly the names exported here; the synthesis stage samples its prompt
+constraints from ``TOPICS``, ``AUDIENCES``, ``STYLES`` and ``EXERCISE_NAMES``. Introduced in
+chapter 2 (synthetic textbooks and exercises).
 """
 
+from phi1lib.teacher.content.exercises import exercise_names, write_exercise
+from phi1lib.teacher.content.judge import judge_code
 from phi1lib.teacher.content.library import topic_list
+from phi1lib.teacher.content.mistakes import inject_mistake
 from phi1lib.teacher.content.textbook import load_phrases, write_textbook_section
 
-TOPICS = topic_list()
+TOPICS: list[dict] = topic_list()
 AUDIENCES: list[str] = list(load_phrases()["audiences"])
 STYLES: list[str] = list(load_phrases()["styles"])
+EXERCISE_NAMES: list[dict[str, str]] = exercise_names()
 
 __all__ = [
     "AUDIENCES",
+    "EXERCISE_NAMES",
     "STYLES",
     "TOPICS",
+    "inject_mistake",
+    "judge_code",
+    "write_exercise",
     "write_textbook_section",
 ]
