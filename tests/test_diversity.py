@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -223,3 +224,63 @@ def test_cluster_variants_rejects_a_meaningless_threshold():
     with pytest.raises(ValueError, match="threshold"):
         cluster_variants([], threshold=0.0)
     assert cluster_variants([], threshold=0.5).n_units == 0
+
+
+def test_diversity_stage_measures_constructed_datasets(tmp_path):
+    """The stage on four small datasets whose answers are known (a real embedding model)."""
+    from datasets import Dataset
+
+    from phi1lib.analysis.stages import DATASETS, build_diversity, topic_names
+    from phi1lib.pipeline import StageContext
+    from phi1lib.profiles import load_profile
+    from phi1lib.runstore import Artifact, RunStore
+
+    topics = topic_names()
+    k = 8
+    exercise = _variant(0)
+    texts = {
+        "raw_code": UNRELATED_PROGRAMS + [_variant(i) for i in range(4)],
+        "filtered_code": UNRELATED_PROGRAMS,
+        "textbooks": [
+            f"## {topic}\n\nSome words about {topic}.\n\n```python\n{UNRELATED_PROGRAMS[i % 6]}```\n"
+            for i, topic in enumerate(topics[:6])
+        ],
+        "exercises": [exercise] * k,
+    }
+    labels = {"textbooks": topics[:6], "exercises": [topics[0]] * k}
+    inputs = {}
+    for stage, _ in DATASETS:
+        columns = {"text": texts[stage]}
+        if stage in labels:
+            columns["topic"] = labels[stage]
+        folder = tmp_path / stage
+        Dataset.from_dict(columns).save_to_disk(str(folder / "data"))
+        inputs[stage] = Artifact(stage, folder, {"fingerprint": stage})
+    out = tmp_path / "out"
+    out.mkdir()
+    profile = load_profile("smoke", {"diversity.kmeans_clusters": 3}, use_env=False)
+    store = RunStore("smoke", tmp_path / "runs")
+    counts = build_diversity(StageContext(profile, out, inputs, store))
+    assert counts == {"raw code": 10, "filtered code": 6, "textbooks": 6, "exercises": k}
+
+    report = json.loads((out / "diversity.json").read_text())
+    families = json.loads((out / "families.json").read_text())
+    copies = report["datasets"]["exercises"]
+    assert copies["exact_duplicate_share"] == pytest.approx((k - 1) / k)
+    assert copies["vendi_score"] == pytest.approx(1.0, abs=1e-3)
+    assert copies["similar_families"] == 1 and families["exercises"]["exact"] == [k]
+    assert copies["assigned"] == "label" and copies["topic_coverage"] == pytest.approx(
+        1 / len(topics)
+    )
+    unrelated = report["datasets"]["filtered code"]
+    assert unrelated["exact_duplicate_share"] == 0.0
+    assert unrelated["similar_families"] == unrelated["functions"] == 6
+    assert 3.0 < unrelated["vendi_score"] <= 6.0
+    assert unrelated["assigned"] == "nearest"
+    raw = report["datasets"]["raw code"]
+    assert raw["exact_families"] == 7  # six unrelated shapes and one shape for four variants
+    books = report["datasets"]["textbooks"]
+    assert books["topic_coverage"] == pytest.approx(6 / len(topics))
+    assert books["texts_without_code"] == 0
+    budget = {data["ngram_budget"] for data in report["datasets"].values()}
+    assert len(budget) == 1  # every dataset counted on the same number of n-grams
