@@ -1,0 +1,122 @@
+"""Chapter 6's tables: our scores beside the paper's, how samples ended, Table 3 at our scale.
+
+Every table puts what our run computed next to the number the paper printed, from
+``phi1lib.paper``, in columns whose names say which is which. Introduced in chapter 6.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from phi1lib.paper import PHI1_FAMILY, PRUNED_EXERCISES, TABLE2, TABLE3
+
+STATUS_ORDER = ("passed", "failed", "timeout", "crashed")
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * value, 1)
+
+
+def scores_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """pass@1 (%) of our phi-1-base and phi-1 on the three benchmarks, beside the paper's.
+
+    The paper's new-problem score is GPT-4's grade (Table 2), not pass@1: our judge score sits
+    beside it when the stage ran the judge, our pass@1 on the new problems always.
+    """
+    paper_judge = {row["model"]: row["gpt4_score"] for row in TABLE2}
+    rows = []
+    for model, entry in summary["models"].items():
+        benchmarks = entry["benchmarks"]
+        rows.append(
+            {
+                "model": model,
+                "HumanEval (ours)": _percent(benchmarks["humaneval"]["pass@1"]),
+                "HumanEval (paper)": PHI1_FAMILY[model]["humaneval"],
+                "MBPP (ours)": _percent(benchmarks["mbpp"]["pass@1"]),
+                "MBPP (paper)": PHI1_FAMILY[model]["mbpp"],
+                "new problems pass@1 (ours)": _percent(benchmarks["new"]["pass@1"]),
+                "new problems judge (ours)": benchmarks["new"].get("judge_score"),
+                "50 new problems, GPT-4 (paper)": paper_judge.get(model),
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
+
+
+def status_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """How every sample ended, per model and benchmark: passed, failed, timeout, crashed."""
+    rows = []
+    for model, entry in summary["models"].items():
+        for benchmark, result in entry["benchmarks"].items():
+            statuses = result["statuses"]
+            rows.append(
+                {
+                    "model": model,
+                    "benchmark": benchmark,
+                    **{status: statuses.get(status, 0) for status in STATUS_ORDER},
+                    "problems": result["problems"],
+                }
+            )
+    return pd.DataFrame(rows).set_index(["model", "benchmark"])
+
+
+def canonical_table(reports: Sequence[Any]) -> pd.DataFrame:
+    """The reference solutions' own pass rate per benchmark (``evaluate_canonical`` reports)."""
+    rows = []
+    for report in reports:
+        rows.append(
+            {
+                "benchmark": report.benchmark,
+                "problems": report.summary["problems"],
+                "references passing": report.summary["solved_problems"],
+                "pass@1 (%)": _percent(report.summary["pass@1"]),
+                "failing": ", ".join(
+                    f"{r.task_id} ({r.samples[0].status})" for r in report.results if r.c == 0
+                )
+                or "-",
+            }
+        )
+    return pd.DataFrame(rows).set_index("benchmark")
+
+
+def table3_beside_paper(rows: Sequence[Mapping[str, Any]], models: Sequence[str]) -> pd.DataFrame:
+    """Our Table 3 (HumanEval split by AST similarity to our exercises) beside the paper's."""
+    paper = {(row["tau"], row["subset"]): row for row in TABLE3}
+    records = []
+    for row in rows:
+        theirs = paper.get((row["tau"], row["subset"]), {})
+        record = {"tau": row["tau"], "subset": row["subset"], "problems (ours)": row["problems"]}
+        for model in models:
+            value = row.get(model)
+            record[f"{model} (ours)"] = None if value is None else round(value, 1)
+        record["problems (paper)"] = theirs.get("problems")
+        record["phi-1 (paper)"] = theirs.get("phi1")
+        record["phi-1 retrained on pruned data (paper)"] = theirs.get("phi1_pruned")
+        record["StarCoder-Prompted (paper)"] = theirs.get("starcoder_prompted")
+        records.append(record)
+    return pd.DataFrame(records).set_index(["tau", "subset"])
+
+
+def pruning_beside_paper(pruning: Sequence[Mapping[str, Any]], training_items: int) -> pd.DataFrame:
+    """Exercises the AST check would prune at each τ, ours beside the paper's two figures."""
+    paper = {0.95: PRUNED_EXERCISES["tau_0.95"], 0.8: PRUNED_EXERCISES["tau_0.80"]}
+    records = []
+    for row in pruning:
+        theirs = paper.get(row["tau"])
+        records.append(
+            {
+                "tau": row["tau"],
+                "HumanEval problems similar (ours)": row["similar_problems"],
+                "exercises pruned (ours)": row["pruned_training_items"],
+                "of our exercises (%)": round(100 * row["pruned_fraction"], 2),
+                "exercises pruned (paper)": theirs,
+                "of the paper's 879.5K (%)": None
+                if theirs is None
+                else round(100 * theirs / PRUNED_EXERCISES["total"], 1),
+            }
+        )
+    table = pd.DataFrame(records).set_index("tau")
+    table.attrs["training_items"] = training_items
+    return table
