@@ -1,0 +1,225 @@
+"""Chapter 1 end to end: judge, classifier, the six stages at ``smoke``, and ``phi1 filter``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phi1lib import pipeline
+from phi1lib.filtering import classifier, judge, properties
+from phi1lib.profiles import load_profile
+
+GOOD = '''def mean(values):
+    """The arithmetic mean of a non-empty list of numbers."""
+    total = 0
+    for value in values:
+        total += value
+    return total / len(values)
+'''
+
+
+def test_evaluate_counts_the_confusion_matrix_by_hand():
+    scores = classifier.evaluate([0, 0, 1, 1, 1], [0.1, 0.7, 0.8, 0.4, 0.9], threshold=0.5)
+    assert scores["confusion"] == [[1, 1], [1, 2]]
+    assert scores["accuracy"] == pytest.approx(3 / 5)
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(2 / 3)
+    assert scores["roc_auc"] == pytest.approx(5 / 6)
+    assert classifier.evaluate([1, 1], [0.2, 0.9], 0.5)["roc_auc"] is None
+
+
+def test_forest_learns_a_separable_signal_and_refuses_one_class():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 16)).astype(np.float32)
+    labels = (features[:, 0] + 0.3 * rng.normal(size=300) > 0.8).astype(int)
+    trained = classifier.train_classifier(
+        features, labels, n_estimators=60, test_fraction=0.25, threshold=0.5, seed=0, n_jobs=1
+    )
+    assert trained.metrics["test"] == 75 and trained.metrics["train"] == 225
+    assert trained.metrics["roc_auc"] > 0.9
+    assert set(trained.train_index) | set(trained.test_index) == set(range(300))
+    sweep = classifier.threshold_sweep(labels[trained.test_index], trained.test_proba, [0.1, 0.9])
+    assert sweep[0]["kept_fraction"] >= sweep[1]["kept_fraction"]
+    assert sweep[0]["recall"] >= sweep[1]["recall"]
+    with pytest.raises(classifier.LabelError, match="judge.sample_size"):
+        classifier.train_classifier(
+            features, np.zeros(300, int), n_estimators=5, test_fraction=0.25, threshold=0.5, seed=0
+        )
+
+
+def test_judge_sample_and_cut():
+    assert judge.sample_indices(10, 20, seed=0) == list(range(10))
+    sample = judge.sample_indices(1000, 50, seed=3)
+    assert sample == judge.sample_indices(1000, 50, seed=3) == sorted(sample)
+    text = "\n".join(f"line_{i} = {i}" for i in range(1000))
+    cut = judge.cut_for_judge(text, 100)
+    assert cut.endswith(judge.CUT_MARKER) and len(cut) <= 100 + len(judge.CUT_MARKER)
+    assert cut.split("\n")[-3].startswith("line_")  # cut at a line break
+    assert judge.cut_for_judge(GOOD, 100_000) == GOOD
+
+
+def test_properties_measure_the_four_complaints():
+    boilerplate = "\n".join(f"SETTING_{i} = {i}" for i in range(25)) + "\nparser.add('-v')\n"
+    dependent = "from . import a\nfrom .b import c, d\nimport pkg.e\nimport os\nx = a(c)\n"
+    buried = (
+        "def work(x):\n" + "".join(f"    x = x * {i} + 1\n" for i in range(40)) + "    return x\n"
+    )
+    assert properties.code_properties(boilerplate).boilerplate_fraction == 1.0
+    measured = properties.code_properties(dependent, package="pkg")
+    assert (measured.imports, measured.local_imports) == (5, 4)
+    long_one = properties.code_properties(buried + GOOD)
+    assert long_one.longest_undocumented == 42 and long_one.longest_undocumented_name == "work"
+    assert long_one.documented_functions == 1
+    assert properties.code_properties("def broken(:").lines == 1
+    picks = properties.pick_examples([boilerplate, GOOD, buried], ["x", "x", "x"])
+    assert picks == {"boilerplate": 0, "buried_logic": 2}
+    assert properties.excerpt(GOOD, 2, 2).splitlines()[-1].endswith("(3 more lines)")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The six stages built once at ``smoke`` in a run store of this module's own."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PHI1_RUNS", str(root))
+        patch.delenv("PHI1_SET", raising=False)
+        profile = load_profile("smoke", use_env=False)
+        artifacts = {name: pipeline.run(name, profile) for name in ("filtered_code",)}
+        for name in ("code_corpus", "raw_code", "code_judgements", "edu_classifier"):
+            artifacts[name] = pipeline.run(name, profile)
+        yield profile, artifacts, root
+
+
+def test_stages_build_the_filtered_corpus(smoke_run):
+    profile, artifacts, _ = smoke_run
+    corpus = artifacts["code_corpus"].counts
+    assert corpus["files"] == profile.corpus.max_files
+    assert corpus["readable"] + sum(v for k, v in corpus.items() if k.startswith("skipped_")) == 300
+
+    raw = artifacts["raw_code"]
+    raw_data = raw.dataset()
+    assert raw.counts["files"] == len(raw_data) <= corpus["readable"]
+    assert raw.counts["tokens"] == sum(raw_data["tokens"]) > 0
+    assert raw.counts["input_files"] - raw.counts["files"] == (
+        raw.counts["removed_exact"] + raw.counts["removed_near"]
+    )
+    assert {"text", "path", "package", "tokens"} <= set(raw_data.column_names)
+    report = raw.json("dedup.json")
+    assert report["params"]["num_perm"] == 256 and report["params"]["threshold"] == 0.7
+
+    judged = artifacts["code_judgements"]
+    labels = judged.dataset()
+    assert judged.counts["judged"] == profile.judge.sample_size == len(labels)
+    assert judged.counts["labelled"] >= 0.9 * judged.counts["judged"]
+    scored = [s for s in labels["score"] if s is not None]
+    assert all(0 <= s <= 5 for s in scored)
+    assert all(r for r, s in zip(labels["reason"], labels["score"], strict=True) if s is not None)
+    assert judged.counts["educational"] == sum(s >= 3 for s in scored)
+
+    metrics = artifacts["edu_classifier"].json("metrics.json")
+    assert metrics["train"] + metrics["test"] == judged.counts["labelled"]
+    assert 0 <= metrics["accuracy"] <= 1 and len(metrics["sweep"]) == 19
+    assert sum(map(sum, metrics["confusion"])) == metrics["test"]
+
+    filtered = artifacts["filtered_code"]
+    kept = filtered.dataset()
+    scores = filtered.dataset("scores")
+    assert len(scores) == len(raw_data)
+    assert filtered.counts["files"] == len(kept) == sum(scores["kept"])
+    assert filtered.counts["tokens"] == sum(kept["tokens"]) <= raw.counts["tokens"]
+    assert min(kept["edu_score"], default=1.0) >= profile.classifier.threshold
+    assert "text" in kept.column_names
+
+
+def test_stages_are_reproducible_and_cached(smoke_run):
+    profile, artifacts, _ = smoke_run
+    again = pipeline.run("filtered_code", profile)
+    assert again.fingerprint == artifacts["filtered_code"].fingerprint
+    report = pipeline.verify("edu_classifier", profile)
+    assert report["reproduced"], report
+
+
+def write_reader_files(folder: Path) -> Path:
+    project = folder / "project"
+    (project / "pkg").mkdir(parents=True)
+    (project / "good.py").write_text(GOOD)
+    (project / "pkg" / "config.py").write_text("\n".join(f"OPTION_{i} = {i}" for i in range(30)))
+    (project / "broken.py").write_text("def f(:\n")
+    (project / "blob.py").write_bytes(b"\x00\x01binary")
+    (project / "empty.py").write_text("")
+    (project / "huge.py").write_text("x = 1\n" * 50_000)
+    return project
+
+
+def test_phi1_filter_scores_reports_and_resumes(smoke_run, tmp_path, capsys):
+    from phi1lib.cli import main
+
+    project = write_reader_files(tmp_path)
+    out = tmp_path / "scores.jsonl"
+    argv = ["filter", str(project), str(tmp_path / "missing.py"), "--profile", "smoke"]
+    assert main([*argv, "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    rows, summary = lines[:-1], lines[-1]
+    by_name = {Path(row["path"]).name: row for row in rows}
+    assert set(by_name) == {
+        "good.py",
+        "config.py",
+        "broken.py",
+        "blob.py",
+        "empty.py",
+        "huge.py",
+        "missing.py",
+    }
+    assert by_name["broken.py"]["skip_reason"] == "syntax"
+    assert by_name["blob.py"]["skip_reason"] == "binary"
+    assert by_name["empty.py"]["skip_reason"] == "empty"
+    assert by_name["huge.py"]["skip_reason"] == "too_large"
+    assert by_name["missing.py"]["skip_reason"] == "not_found"
+    for name in ("good.py", "config.py"):
+        assert 0 <= by_name[name]["score"] <= 1
+        assert by_name[name]["kept"] == (by_name[name]["score"] >= summary["threshold"])
+    assert summary["summary"] and summary["files"] == 7 and summary["scored"] == 2
+    assert summary["skipped"] == {
+        "binary": 1,
+        "empty": 1,
+        "not_found": 1,
+        "syntax": 1,
+        "too_large": 1,
+    }
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == summary
+
+    # An interrupted run: two results and half a line written. The rerun scores only the rest.
+    out.write_text("\n".join(json.dumps(row) for row in rows[:2]) + '\n{"path": "cut')
+    assert main([*argv, "--out", str(out)]) == 0
+    resumed = [json.loads(line) for line in out.read_text().splitlines()]
+    assert resumed[:2] == rows[:2] and resumed[-1] == summary
+    assert sorted(r["path"] for r in resumed[:-1]) == sorted(r["path"] for r in rows)
+
+
+def test_phi1_filter_shards_score_every_file_once(smoke_run, tmp_path):
+    from phi1lib.cli import main
+
+    project = write_reader_files(tmp_path)
+    seen = []
+    for shard in range(3):
+        out = tmp_path / f"shard-{shard}.jsonl"
+        assert (
+            main(
+                [
+                    "filter",
+                    str(project),
+                    "--profile",
+                    "smoke",
+                    "--shard",
+                    f"{shard}/3",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        seen += [json.loads(line)["path"] for line in out.read_text().splitlines()[:-1]]
+    assert sorted(seen) == sorted(str(p) for p in project.rglob("*.py"))
