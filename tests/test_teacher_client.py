@@ -174,7 +174,8 @@ def _append_from_process(folder: str, keys: list[str]) -> None:
 def test_concurrent_writers_lose_nothing_and_duplicate_nothing(tmp_path):
     shared = [f"shared{i}" for i in range(40)]
     jobs = [shared + [f"p{p}-{i}" for i in range(80)] for p in range(3)]
-    context = multiprocessing.get_context("spawn")
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     processes = [
         context.Process(target=_append_from_process, args=(str(tmp_path), keys)) for keys in jobs
     ]

@@ -19,21 +19,21 @@ from phi1lib.teacher import (
     PriceTable,
     ServerConfig,
     TeacherEndpoint,
+    content,
     run_requests,
     tasks,
 )
 from phi1lib.teacher.budget import Price
 from phi1lib.teacher.cache import ResponseCache
 
-CONTENT = os.environ.get("PHI1_TEST_TEACHER_CONTENT", ServerConfig.content_module)
 MODEL = ServerConfig.model
-TOPICS = ["lists", "strings", "dictionaries", "loops", "recursion"]
+FUNCTION_NAMES = ["count_vowels", "reverse_words", "is_palindrome", "sum_of_squares", "running_max"]
 
 
 def exercise_requests(count: int, prefix: str = "e") -> list:
     return [
         tasks.exercise_request(
-            {"function_name": f"solve_{i}", "topic": TOPICS[i % 5], "difficulty": "easy"},
+            {"function_name": FUNCTION_NAMES[i % 5], "topic": "basics", "difficulty": "easy"},
             f"{prefix}{i}",
             seed=i,
         )
@@ -42,19 +42,18 @@ def exercise_requests(count: int, prefix: str = "e") -> list:
 
 
 def textbook_requests(count: int) -> list:
-    return [
-        tasks.textbook_request(
-            {
-                "topic": TOPICS[i % 5],
-                "subtopic": "basics",
-                "audience": "beginners",
-                "style": "textbook",
-            },
-            f"t{i}",
-            seed=i,
-        )
-        for i in range(count)
-    ]
+    """Sections over the offline teacher's own topics, audiences and styles."""
+    requests = []
+    for i in range(count):
+        topic = content.TOPICS[i % len(content.TOPICS)]
+        constraints = {
+            "topic": topic["topic"],
+            "subtopic": topic["subtopics"][i % len(topic["subtopics"])],
+            "audience": content.AUDIENCES[i % len(content.AUDIENCES)],
+            "style": content.STYLES[i % len(content.STYLES)],
+        }
+        requests.append(tasks.textbook_request(constraints, f"t{i}", seed=i))
+    return requests
 
 
 def stats(server: LocalTeacherServer) -> dict:
@@ -68,8 +67,8 @@ def endpoint_for(server: LocalTeacherServer, **fields) -> TeacherEndpoint:
 
 
 def test_500_requests_through_30_percent_errors_and_1s_latency(tmp_path):
-    config = ServerConfig(content_module=CONTENT, latency=1.0, error_rate=0.25, drop_rate=0.05)
-    requests = exercise_requests(500)
+    config = ServerConfig(latency=1.0, error_rate=0.25, drop_rate=0.05)
+    requests = textbook_requests(500)
     with LocalTeacherServer(config) as server:
         endpoint = endpoint_for(server, concurrency=250, max_retries=10, retry_base_s=0.1)
         started = time.monotonic()
@@ -92,9 +91,9 @@ CLIENT_SCRIPT = textwrap.dedent(
     import json, sys
     from phi1lib.teacher import TeacherEndpoint, run_requests, tasks
     sys.path.insert(0, {tests!r})
-    from test_teacher_faults import exercise_requests
+    from test_teacher_faults import textbook_requests
     endpoint = TeacherEndpoint(base_url=sys.argv[1], model={model!r}, concurrency=4)
-    report = run_requests(endpoint, exercise_requests(240), cache_dir=sys.argv[2], progress=False)
+    report = run_requests(endpoint, textbook_requests(240), cache_dir=sys.argv[2], progress=False)
     with open(sys.argv[3], "w") as handle:
         json.dump(report.to_dict(with_results=True), handle)
     """
@@ -105,7 +104,7 @@ def test_a_killed_job_resumes_without_asking_twice(tmp_path):
     script = tmp_path / "client.py"
     script.write_text(CLIENT_SCRIPT.format(tests=str(Path(__file__).parent), model=MODEL))
     cache_dir, report_path = tmp_path / "cache", tmp_path / "report.json"
-    config = ServerConfig(content_module=CONTENT, latency=0.05, error_rate=0.1)
+    config = ServerConfig(latency=0.05, error_rate=0.1)
     with LocalTeacherServer(config) as server:
         command = [sys.executable, str(script), server.base_url, str(cache_dir), str(report_path)]
         first = subprocess.Popen(command)
@@ -129,7 +128,7 @@ def test_a_killed_job_resumes_without_asking_twice(tmp_path):
 
         uninterrupted = run_requests(
             endpoint_for(server, concurrency=8),
-            exercise_requests(240),
+            textbook_requests(240),
             tmp_path / "clean",
             progress=False,
         )
@@ -146,7 +145,7 @@ def test_a_killed_job_resumes_without_asking_twice(tmp_path):
 
 def test_a_token_budget_stops_the_job_and_reports_what_remains(tmp_path):
     requests = textbook_requests(40)
-    with LocalTeacherServer(ServerConfig(content_module=CONTENT)) as server:
+    with LocalTeacherServer(ServerConfig()) as server:
         full = run_requests(endpoint_for(server), requests, tmp_path / "full", progress=False)
         need = full.tokens
         budget = need // 3
@@ -173,7 +172,7 @@ def test_a_token_budget_stops_the_job_and_reports_what_remains(tmp_path):
 def test_a_money_budget_uses_the_price_table(tmp_path):
     prices = PriceTable(models={MODEL: Price(input=100.0, output=100.0)})
     requests = exercise_requests(30)
-    with LocalTeacherServer(ServerConfig(content_module=CONTENT)) as server:
+    with LocalTeacherServer(ServerConfig()) as server:
         endpoint = endpoint_for(server, concurrency=2, budget_usd=0.5, prices=prices)
         report = run_requests(endpoint, requests, tmp_path, progress=False)
     assert report.stopped_by_budget and 0 < report.cost_usd <= 0.5
@@ -185,7 +184,7 @@ def test_a_money_budget_uses_the_price_table(tmp_path):
     ("fault", "message"), [("malformed_rate", "not valid JSON"), ("invalid_rate", "schema")]
 )
 def test_broken_structured_answers_are_retried_then_counted(tmp_path, fault, message):
-    config = ServerConfig(content_module=CONTENT, **{fault: 1.0})
+    config = ServerConfig(**{fault: 1.0})
     with LocalTeacherServer(config) as server:
         endpoint = endpoint_for(server, malformed_retries=2)
         report = run_requests(endpoint, exercise_requests(6), tmp_path, progress=False)
@@ -198,9 +197,7 @@ def test_broken_structured_answers_are_retried_then_counted(tmp_path, fault, mes
 
 
 def test_occasional_bad_json_and_truncation_are_recovered_by_retries(tmp_path):
-    config = ServerConfig(
-        content_module=CONTENT, malformed_rate=0.15, invalid_rate=0.1, truncate_rate=0.1
-    )
+    config = ServerConfig(malformed_rate=0.15, invalid_rate=0.1, truncate_rate=0.1)
     requests = exercise_requests(60) + textbook_requests(20)
     with LocalTeacherServer(config) as server:
         report = run_requests(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -15,24 +14,23 @@ import httpx2
 import openai
 import pytest
 
-from phi1lib.teacher import LocalTeacherServer, ServerConfig, tasks
+from phi1lib.teacher import LocalTeacherServer, ServerConfig, content, tasks
 from phi1lib.teacher.batch import parse_batch_line
 from phi1lib.teacher.keys import chat_body
 
-CONTENT = os.environ.get("PHI1_TEST_TEACHER_CONTENT", ServerConfig.content_module)
 MODEL = ServerConfig.model
-TEXTBOOK = {
-    "topic": "loops",
-    "subtopic": "while loops",
-    "audience": "beginners",
-    "style": "textbook",
+TEXTBOOK = {  # constraints the offline teacher knows
+    "topic": content.TOPICS[0]["topic"],
+    "subtopic": content.TOPICS[0]["subtopics"][0],
+    "audience": content.AUDIENCES[0],
+    "style": content.STYLES[0],
 }
 EXERCISE = {"function_name": "sum_of_squares", "topic": "arithmetic", "difficulty": "easy"}
 
 
 @pytest.fixture(scope="module")
 def server():
-    with LocalTeacherServer(ServerConfig(content_module=CONTENT)) as running:
+    with LocalTeacherServer(ServerConfig()) as running:
         yield running
 
 
@@ -191,7 +189,7 @@ def test_the_phi1_command_serves_and_stops_on_sigterm():
     phi1 = shutil.which("phi1", path=str(Path(sys.executable).parent))
     command = [phi1] if phi1 else [sys.executable, "-m", "phi1lib.cli"]
     process = subprocess.Popen(
-        [*command, "teacher", "serve", "--port", "0", "--content-module", CONTENT],
+        [*command, "teacher", "serve", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -239,7 +237,7 @@ def test_run_requests_works_inside_a_running_event_loop(server):
 
 def test_the_mistake_rate_plants_bugs_in_solutions(server):
     requests = [tasks.exercise_request(EXERCISE, f"e{seed}", seed=seed) for seed in range(4)]
-    buggy_config = ServerConfig(content_module=CONTENT, mistake_rate=1.0)
+    buggy_config = ServerConfig(mistake_rate=1.0)
     with (
         LocalTeacherServer(buggy_config) as buggy,
         openai.OpenAI(base_url=buggy.base_url, api_key="x") as stock,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from phi1lib.teacher.endpoint import TeacherEndpoint
 from phi1lib.teacher.job import TeacherJob
@@ -52,12 +53,28 @@ def run_requests(
     """Answer ``requests`` through ``endpoint``; cached answers are reused (chapter 2).
 
     Works from plain scripts and from Jupyter, whose kernel already runs an event loop: there
-    the job runs on its own loop in a worker thread.
+    the job runs on its own loop in a worker thread. Interrupting it (Ctrl-C, or the kernel's
+    stop button) cancels the requests in flight; every answer received so far is in the cache.
     """
     coroutine = run_requests_async(endpoint, requests, cache_dir, progress)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
+    return _run_in_worker_thread(coroutine)
+
+
+def _run_in_worker_thread(coroutine: Coroutine[Any, Any, JobReport]) -> JobReport:
+    loop = asyncio.new_event_loop()
+    job = loop.create_task(coroutine)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+        future = pool.submit(loop.run_until_complete, job)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            loop.call_soon_threadsafe(job.cancel)
+            concurrent.futures.wait([future])
+            raise
+        finally:
+            concurrent.futures.wait([future])
+            loop.close()

@@ -3,8 +3,8 @@
 Each ``*_request`` function renders the task's versioned template into a
 :class:`~phi1lib.teacher.records.TeacherRequest`; each ``parse_*`` function turns an answer into
 the values a stage stores, with an error that names the request and the problem when the
-teacher answered something unusable. Introduced in chapter 1 (the judge) and chapter 2
-(textbooks and exercises).
+teacher answered something unusable. Introduced in chapter 1 (the judge), chapter 2
+(textbooks) and chapter 3 (exercises).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def textbook_request(constraints: Mapping[str, Any], id: str, seed: int) -> Teac
 
 
 def exercise_request(constraints: Mapping[str, Any], id: str, seed: int) -> TeacherRequest:
-    """Ask for one exercise; constraints: function_name, topic, difficulty (chapter 2)."""
+    """Ask for one exercise; constraints: function_name, topic, difficulty (chapter 3)."""
     return _request(load_template(EXERCISE), id, constraints=constraints, seed=seed)
 
 
@@ -99,7 +99,7 @@ def parse_exercise(result: TeacherResult) -> dict[str, Any]:
 
     Returns ``function_name``, ``signature``, ``docstring``, ``solution`` and ``tests`` (a list
     of assert statements). Raises :class:`TeacherOutputError` naming the request and the problem.
-    Introduced in chapter 2.
+    Introduced in chapter 3.
     """
     answer = _answer(result)
     rid = result.id
