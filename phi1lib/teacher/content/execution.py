@@ -11,7 +11,10 @@ Two choices keep this safe to call from many server threads at once:
   redirecting the process-wide ``sys.stdout``;
 * the time limit is a per-thread trace function that checks a deadline on every executed line of
   the snippet (``sys.settrace`` is per-thread), so an infinite loop in a mutant raises
-  :class:`SnippetTimeout` instead of hanging the server.
+  :class:`SnippetTimeout` instead of hanging the server;
+* snippets that seed the shared ``random`` module (the "random numbers with seeds" examples) run
+  one at a time under a lock, and the module's state is restored afterwards, so that outputs stay
+  deterministic and the host process's own random stream is not disturbed.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ import builtins
 import functools
 import io
 import itertools
+import random
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 SNIPPET_FILENAME = "<teacher-snippet>"
 _module_numbers = itertools.count()
+_RUN_LOCK = threading.Lock()
 
 
 class SnippetTimeout(Exception):
@@ -84,13 +90,16 @@ def run_snippet(
     error: BaseException | None = None
     try:
         compiled = compile(code, SNIPPET_FILENAME, "exec")
-        sys.modules[scope["__name__"]] = _ScopeModule(scope)  # type: ignore[assignment]
-        sys.settrace(_deadline_tracer(time.monotonic() + timeout_s))
-        try:
-            exec(compiled, scope)
-        finally:
-            sys.settrace(previous)
-            sys.modules.pop(scope["__name__"], None)
+        with _RUN_LOCK:
+            random_state = random.getstate()
+            sys.modules[scope["__name__"]] = _ScopeModule(scope)  # type: ignore[assignment]
+            sys.settrace(_deadline_tracer(time.monotonic() + timeout_s))
+            try:
+                exec(compiled, scope)
+            finally:
+                sys.settrace(previous)
+                sys.modules.pop(scope["__name__"], None)
+                random.setstate(random_state)
     except Exception as caught:  # a snippet's failure (SnippetTimeout included) is data
         error = caught
     return SnippetRun(stdout=buffer.getvalue(), namespace=scope, error=error)

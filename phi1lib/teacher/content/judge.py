@@ -270,7 +270,9 @@ def _criteria(f: CodeFeatures) -> list[tuple[bool, str]]:
     return [
         (
             f.parses and f.parsed_fraction >= 0.5 and f.code_lines >= 3,
-            f"parses, {f.code_lines} lines of code" if f.parses else "does not parse as Python 3",
+            f"{f.code_lines} lines of code, {f.parsed_fraction:.0%} of the text parses"
+            if f.parses
+            else "does not parse as Python 3",
         ),
         (
             (f.functions + f.classes > 0 and f.control_flow > 0)
