@@ -49,6 +49,7 @@ class RunPlan:
     token: str
     isolation: iso.Isolation
     home: str | None
+    readable_in_home: list[str]  # where the interpreter lives inside the home directory
     uid: int | None  # the fresh user id to drop to, or None to keep the zygote's
     workdir: str  # the scratch directory, holding the program as PROGRAM_NAME
     network_fd: int | None  # an empty network namespace to join, or None to keep the zygote's
@@ -129,8 +130,7 @@ def _fresh_main_module(path: str) -> types.ModuleType:
 def _run(plan: RunPlan, code: types.CodeType, module: types.ModuleType, workdir: str, path: str):
     # Keep our own references: the program may replace os._exit or os.write.
     token, exit_now, write = plan.token, os._exit, os.write
-    readable = iso.interpreter_paths_in(plan.home) if plan.home else []
-    install_guard(workdir, plan.home, plan.limits.network, readable)
+    install_guard(workdir, plan.home, plan.limits.network, plan.readable_in_home)
     try:
         exec(code, module.__dict__)
     except SystemExit as stop:

@@ -79,6 +79,7 @@ class Zygote:
     def __init__(self, isolation: iso.Isolation, home: str | None) -> None:
         self.isolation = isolation
         self.home = home
+        self._readable_in_home = iso.interpreter_paths_in(home) if home else []
         self._own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self._empty_network = None
         if isolation.network_namespace:
@@ -115,6 +116,7 @@ class Zygote:
             token=token,
             isolation=self.isolation,
             home=self.home,
+            readable_in_home=self._readable_in_home,
             uid=uid,
             workdir=workdir,
             network_fd=None if limits.network else self._empty_network,
@@ -127,21 +129,21 @@ class Zygote:
             pipes["stderr"][0]: TailBuffer(limits.tail_bytes),
             pipes["report"][0]: TailBuffer(_REPORT_BYTES),
         }
-        started = time.monotonic()
         try:
-            if self.isolation.pid_namespace:
-                pid = iso.fork_into_new_pid_namespace(self._own_pid_namespace)
-            else:
-                pid = os.fork()
-            if pid == 0:
-                try:
-                    child.program_main(plan)
-                finally:
-                    os._exit(child.EXIT_SETUP_FAILED)
-        finally:
-            for _, write_end in pipes.values():
-                os.close(write_end)
-        try:
+            started = time.monotonic()
+            try:
+                if self.isolation.pid_namespace:
+                    pid = iso.fork_into_new_pid_namespace(self._own_pid_namespace)
+                else:
+                    pid = os.fork()
+                if pid == 0:
+                    try:
+                        child.program_main(plan)
+                    finally:
+                        os._exit(child.EXIT_SETUP_FAILED)
+            finally:
+                for _, write_end in pipes.values():
+                    os.close(write_end)
             timed_out = self._watch(pid, tails, started + limits.timeout_s)
             duration = time.monotonic() - started
             status, usage = end_run(pid)
