@@ -54,11 +54,18 @@ def test_judge_sample_and_cut():
     assert judge.sample_indices(10, 20, seed=0) == list(range(10))
     sample = judge.sample_indices(1000, 50, seed=3)
     assert sample == judge.sample_indices(1000, 50, seed=3) == sorted(sample)
-    text = "\n".join(f"line_{i} = {i}" for i in range(1000))
-    cut = judge.cut_for_judge(text, 100)
-    assert cut.endswith(judge.CUT_MARKER) and len(cut) <= 100 + len(judge.CUT_MARKER)
-    assert cut.split("\n")[-3].startswith("line_")  # cut at a line break
     assert judge.cut_for_judge(GOOD, 100_000) == GOOD
+    # A long docstring and a long class: a cut at a line break would land inside either.
+    text = 'def first():\n    """' + "words " * 40 + '\n    """\n    return 1\n\n'
+    text += "class Table:\n" + "".join(f"    entry_{i} = {i}\n" for i in range(200))
+    for max_chars in (400, 1500):
+        cut = judge.cut_for_judge(text, max_chars)
+        assert cut.endswith(judge.CUT_MARKER) and len(cut) <= max_chars + len(judge.CUT_MARKER)
+        assert compile(cut, "cut", "exec")  # what the judge reads is still valid Python
+        assert text.startswith(cut.removesuffix(judge.CUT_MARKER))
+    assert "entry_" in judge.cut_for_judge(text, 1500)  # cut inside the class, not before it
+    # No statement ends early enough: a plain cut at the last line break.
+    assert judge.cut_for_judge(text, 150) == "def first():" + judge.CUT_MARKER
 
 
 def test_properties_measure_the_four_complaints():

@@ -11,7 +11,9 @@ run asks only for what is missing. Introduced in chapter 1.
 
 from __future__ import annotations
 
+import ast
 import random
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +28,7 @@ from phi1lib.teacher.tasks import (
 )
 
 CUT_MARKER = "\n# ... (file cut here for the judge)\n"
+MAX_CUT_TRIES = 25  # statement ends tried, from the longest head down, before a plain line cut
 
 
 def sample_indices(n_items: int, sample_size: int, seed: int) -> list[int]:
@@ -35,16 +38,51 @@ def sample_indices(n_items: int, sample_size: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_items), sample_size))
 
 
-def cut_for_judge(text: str, max_chars: int) -> str:
-    """The text the judge reads: whole, or cut at the last line break before ``max_chars``.
+def _statement_ends(text: str) -> list[int]:
+    """Line numbers (1-based) where some statement of the file ends, largest first."""
+    tree = _tree(text)
+    if tree is None:
+        return []
+    ends = {node.end_lineno for node in ast.walk(tree) if isinstance(node, ast.stmt)}
+    return sorted((end for end in ends if end), reverse=True)
 
-    A cut is marked with a comment, so that neither an LLM nor a reader mistakes it for the end.
+
+def cut_for_judge(text: str, max_chars: int) -> str:
+    """The text the judge reads: whole, or its longest head of at most ``max_chars`` that parses.
+
+    A long file is cut just after a statement (at any depth), so that what the judge reads is
+    still valid Python: a cut inside a string or a bracket would make good code look broken. When
+    no such head exists, the cut falls at the last line break. A cut is marked with a comment,
+    so that neither an LLM nor a reader mistakes it for the end of the file.
     """
     if not max_chars or len(text) <= max_chars:
         return text
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    tries = 0
+    for end in _statement_ends(text):
+        if offsets[end] > max_chars:
+            continue
+        head = text[: offsets[end]]
+        tries += 1
+        if _tree(head) is not None:
+            return head.rstrip("\n") + CUT_MARKER
+        if tries == MAX_CUT_TRIES:
+            break
     head = text[:max_chars]
     line_end = head.rfind("\n")
     return (head[:line_end] if line_end > 0 else head) + CUT_MARKER
+
+
+def _tree(text: str) -> ast.Module | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError):
+            return None
 
 
 def judge_texts(

@@ -129,6 +129,18 @@ def code_properties(text: str, package: str = "") -> CodeProperties:
     )
 
 
+def first_code_line(text: str) -> int:
+    """The number (1-based) of the first line that is neither blank nor a comment (1 if none).
+
+    Licence headers, shebangs and coding cookies come before it. (chapter 1)
+    """
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return number
+    return 1
+
+
 def excerpt(text: str, start: int = 1, n_lines: int = 25) -> str:
     """Lines ``start`` to ``start + n_lines - 1`` (1-based) with their numbers, and what follows."""
     lines = text.splitlines()

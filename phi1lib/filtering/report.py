@@ -194,10 +194,10 @@ def token_accounting(
     paper_before = DATA_BUDGET["raw_stack_and_so_tokens"]
     paper_after = DATA_BUDGET["filtered_tokens"]
     rows = {
-        "files before filtering": [raw_counts["files"], f"{DATA_BUDGET['raw_files']:,.0f}+"],
-        "tokens before filtering": [raw_counts["tokens"], f"{paper_before / 1e9:.0f}B+"],
-        "files kept": [filtered_counts["files"], "not published"],
-        "tokens kept": [filtered_counts["tokens"], f"~{paper_after / 1e9:.0f}B"],
+        "files before filtering": [f"{raw_counts['files']:,}", f"{DATA_BUDGET['raw_files']:,.0f}+"],
+        "tokens before filtering": [f"{raw_counts['tokens']:,}", f"{paper_before / 1e9:.0f}B+"],
+        "files kept": [f"{filtered_counts['files']:,}", "not published"],
+        "tokens kept": [f"{filtered_counts['tokens']:,}", f"~{paper_after / 1e9:.0f}B"],
         "share of tokens kept": [
             f"{filtered_counts['tokens'] / max(raw_counts['tokens'], 1):.1%}",
             f"~{paper_after / paper_before:.0%}",

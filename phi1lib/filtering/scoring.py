@@ -19,6 +19,7 @@ import numpy as np
 from phi1lib.embeddings import Embedder, load_embedder
 from phi1lib.filtering.classifier import educational_probability, load_classifier
 from phi1lib.filtering.corpus import read_python_file
+from phi1lib.filtering.properties import first_code_line
 
 T = TypeVar("T")
 MODEL_FILE = "model.pkl"
@@ -31,12 +32,7 @@ def embedding_view(text: str) -> str:
     they say who owns a file, not what it teaches, and a licence header alone can fill the
     embedder's whole window (``embed.max_tokens``) at the small profiles. (chapter 1)
     """
-    lines = text.splitlines(keepends=True)
-    for number, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return "".join(lines[number:])
-    return text
+    return "".join(text.splitlines(keepends=True)[first_code_line(text) - 1 :])
 
 
 def parse_shard(text: str) -> tuple[int, int]:
