@@ -207,3 +207,13 @@ def test_occasional_bad_json_and_truncation_are_recovered_by_retries(tmp_path):
     for result in report.ok_results():
         if result.parsed is not None:
             tasks.parse_exercise(result)
+
+
+def test_timeouts_are_retried_then_recorded_as_failed(tmp_path):
+    with LocalTeacherServer(ServerConfig(latency=2.0)) as server:
+        endpoint = endpoint_for(server, timeout_s=0.4, max_retries=1, retry_base_s=0.01)
+        report = run_requests(endpoint, exercise_requests(2), tmp_path, progress=False)
+    for result in report.results:
+        assert result.status == "failed" and "timed out" in result.error
+        assert result.attempts == 2
+    assert report.retries == 2 and len(ResponseCache(tmp_path)) == 0
