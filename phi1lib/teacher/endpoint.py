@@ -99,12 +99,16 @@ class TeacherEndpoint:
         """
         import openai
 
+        try:
+            http_client = openai.DefaultAioHttpClient()  # the SDK's aiohttp transport: less CPU
+        except (AttributeError, RuntimeError):  # an older SDK, or one without its aiohttp extra
+            http_client = None
         return openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=self.api_key,
             max_retries=0,
             timeout=self.timeout_s,
-            http_client=openai.DefaultAioHttpClient(),  # the SDK's aiohttp transport: less CPU
+            http_client=http_client,
         )
 
     def describe(self) -> dict[str, Any]:
