@@ -20,12 +20,14 @@ from phi1lib.evaluation.problems import Problem
 
 @dataclass(frozen=True)
 class SampleResult:
-    """One completion's verdict: ``passed``/``failed``/``timeout``/``crashed`` and why."""
+    """One completion's verdict: ``passed``/``failed``/``timeout``/``crashed``, and why
+    (``message``, one line from the sandbox; ``failed_assertion``, the assert that failed)."""
 
     completion: str
     status: str
     passed: bool
     failed_assertion: str | None = None
+    message: str = ""
     stderr_tail: str = ""
     duration_s: float = 0.0
 
@@ -103,6 +105,7 @@ def grade_completions(
                 status=outcome.status,
                 passed=bool(outcome.passed),
                 failed_assertion=outcome.failed_assertion,
+                message=outcome.message,
                 stderr_tail=outcome.stderr_tail or "",
                 duration_s=round(float(outcome.duration_s), 4),
             )

@@ -54,6 +54,7 @@ class EvaluationReport:
                     "pass@1": result.pass_at(1),
                     "status": first.status,
                     "failed_assertion": first.failed_assertion,
+                    "message": first.message,
                     "judge_grade": result.judge_grade,
                 }
             )
