@@ -333,7 +333,8 @@ def _pick_examples(cases: list[_Case], difficulty: str, rng: random.Random) -> l
 def write_exercise(constraints: dict[str, Any], seed: int) -> dict[str, Any]:
     """Write one exercise for ``{"function_name", "topic", "difficulty"}`` (all optional).
 
-    Returns ``{"function_name", "signature", "docstring", "solution", "tests", "topic",
+    The function is named as requested (see :func:`resolve_family`); the ``topic`` and
+    ``difficulty`` of the answer are those of the family actually written. Returns ``{"function_name", "signature", "docstring", "solution", "tests", "topic",
     "difficulty", "family"}``; ``solution`` is the whole function and ``tests`` are assert
     statements that it passes. The same constraints and seed always give the same exercise.
     Introduced in chapter 2 (CodeExercises).

@@ -12,6 +12,7 @@ written and its real output is shown, so the examples are correct by constructio
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import functools
 import importlib
@@ -71,20 +72,29 @@ def _first_sentence(text: str) -> str:
 
 
 def _reference_text(dotted: str) -> str | None:
-    """The first paragraph of the docstring of ``dotted`` (``"list"``, ``"collections.deque"``)."""
-    module_name, _, attribute = dotted.rpartition(".")
+    """The first paragraph of the docstring of ``dotted`` (``"str.split"``, ``"collections.deque"``)."""
+    head, *rest = dotted.split(".")
     try:
-        owner = importlib.import_module(module_name or "builtins")
-        target = getattr(owner, attribute) if attribute else owner
-    except (ImportError, AttributeError):
+        target = importlib.import_module(head)
+    except ImportError:
+        target = getattr(builtins, head, None)
+    for attribute in rest:
+        target = getattr(target, attribute, None)
+    if target is None:
         return None
-    doc = inspect.getdoc(target) or ""
-    paragraph = " ".join(doc.split("\n\n", 1)[0].split())
-    if len(paragraph) < 20:
-        return None
-    if len(paragraph) > MAX_REFERENCE_CHARS:
-        paragraph = paragraph[:MAX_REFERENCE_CHARS].rsplit(" ", 1)[0] + " ..."
-    return paragraph
+    for block in (inspect.getdoc(target) or "").split("\n\n"):
+        paragraph = " ".join(block.split())
+        # Signature lines such as "dict() -> new empty dictionary" do not read as prose.
+        if (
+            len(paragraph) >= 20
+            and "->" not in paragraph
+            and paragraph[:1].isupper()
+            and not paragraph.endswith(":")
+        ):
+            if len(paragraph) > MAX_REFERENCE_CHARS:
+                paragraph = paragraph[:MAX_REFERENCE_CHARS].rsplit(" ", 1)[0] + " ..."
+            return paragraph
+    return None
 
 
 class _Example:
