@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import queue
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -34,6 +35,11 @@ class SandboxPool:
     def __init__(self, workers: int = 2, *, namespaces: bool = True) -> None:
         if workers < 1:
             raise ValueError(f"a sandbox pool needs at least one worker, got {workers}")
+        if not sys.platform.startswith("linux"):
+            raise RuntimeError(
+                "the sandbox needs Linux (namespaces, /proc, pidfd); on another system run the "
+                "notebooks in a Linux container or a cloud notebook"
+            )
         self.workers = workers
         self.namespaces = namespaces
         self._idle: queue.SimpleQueue[ZygoteProcess] = queue.SimpleQueue()
