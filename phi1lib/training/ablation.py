@@ -69,7 +69,11 @@ def _tests_text(tests: Any, where: str) -> str:
 
 
 def exercise_problems(records: Sequence[Mapping[str, Any]], *, source: str = "exercises") -> list:
-    """Held-out CodeExercises as evaluation ``Problem``s graded by their own asserts (chapter 5)."""
+    """Held-out CodeExercises as evaluation ``Problem``s graded by their own asserts (chapter 5).
+
+    The model sees the exercise's ``prompt`` (signature and docstring, after any imports) and
+    writes the body; the reference is the rest of the exercise's training ``text``.
+    """
     from phi1lib.evaluation.problems import Problem
 
     problems = []
@@ -78,15 +82,17 @@ def exercise_problems(records: Sequence[Mapping[str, Any]], *, source: str = "ex
         prompt = record.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ExerciseFormatError(f"{where}: no prompt")
+        text = record.get("text") or ""
+        entry_point = record.get("entry_point") or _entry_point(prompt, where)
         problems.append(
             Problem(
                 benchmark="codeexercises-heldout",
                 task_id=f"exercise/{index}",
                 prompt=prompt,
-                canonical_solution=str(record.get("solution", "")),
+                canonical_solution=text[len(prompt) :] if text.startswith(prompt) else "",
                 test=_tests_text(record.get("tests"), where),
-                entry_point=_entry_point(prompt, where),
-                description=prompt,
+                entry_point=entry_point,
+                description=str(record.get("docstring") or prompt),
                 harness="asserts",
             )
         )

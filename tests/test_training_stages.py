@@ -1,0 +1,184 @@
+"""The training stages end to end through the run store, on small stand-in upstream datasets.
+
+The upstream stages (``raw_code``, ``filtered_code``, ``textbooks``, ``exercises``) are replaced
+by small datasets with the same columns, so these tests exercise every training stage in seconds
+and do not depend on the filtering and synthesis chapters' runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from phi1lib import pipeline
+from phi1lib.pipeline import Stage
+from phi1lib.profiles import load_profile
+from phi1lib.runstore import Artifact
+from phi1lib.training.ablation import ABLATION_RUNS, ExerciseFormatError, exercise_problems
+from phi1lib.training.metrics import read_metrics
+from phi1lib.training.packing import PackedSequences
+from phi1lib.training.run import run_stage
+from phi1lib.training.stages import CorpusRecordError, texts
+
+
+def _code(i: int) -> str:
+    return (
+        f"import math\n\n\ndef area_{i}(radius):\n"
+        f'    """Area of a circle of the given radius (file {i})."""\n'
+        f"    return math.pi * radius ** 2\n\n\nprint(area_{i}({i % 5}))\n"
+    )
+
+
+def _junk(i: int) -> str:
+    return f"X{i} = {i}\nY{i} = 'config value {i}'\nZ{i} = None\n" * 3
+
+
+def _textbook(i: int) -> str:
+    return (
+        f"## Loops, part {i}\n\nA `for` loop repeats a block once per item:\n\n"
+        f"```python\nfor n in range({i % 4 + 2}):\n    print(n * n)\n```\n\n"
+        "Each pass binds the next item to the loop variable.\n"
+    )
+
+
+def _exercise(i: int) -> dict:
+    name = f"add_{i}"
+    prompt = f'def {name}(x):\n    """Return x plus {i}."""\n'
+    body = f"    return x + {i}\n"
+    return {
+        "function_name": name,
+        "entry_point": name,
+        "docstring": f"Return x plus {i}.",
+        "prompt": prompt,
+        "solution": prompt + body,
+        "tests": [f"assert {name}(1) == {1 + i}", f"assert {name}(-{i}) == 0"],
+        "text": prompt + body,
+    }
+
+
+def _saver(datasets: dict[str, list[dict]]):
+    def build(ctx):
+        for name, rows in datasets.items():
+            Dataset.from_list(rows).save_to_disk(str(ctx.out / name))
+        return {name: len(rows) for name, rows in datasets.items()}
+
+    return build
+
+
+RAW_CODE = Stage(
+    "raw_code",
+    _saver(
+        {"data": [{"text": _code(i)} for i in range(80)] + [{"text": _junk(i)} for i in range(80)]}
+    ),
+    config=lambda profile: {},
+)
+FILTERED_CODE = Stage(
+    "filtered_code",
+    _saver({"data": [{"text": _code(i)} for i in range(80)]}),
+    config=lambda profile: {},
+)
+TEXTBOOKS = Stage(
+    "textbooks", _saver({"data": [{"text": _textbook(i)} for i in range(40)]}), config=lambda p: {}
+)
+EXERCISES = Stage(
+    "exercises",
+    _saver(
+        {
+            "data": [_exercise(i) for i in range(200)],
+            "heldout": [_exercise(i) for i in range(200, 212)],
+        }
+    ),
+    config=lambda profile: {},
+)
+
+
+@pytest.fixture
+def stand_ins(monkeypatch, runs_root):
+    for name in ("raw_code", "filtered_code", "textbooks", "exercises"):
+        monkeypatch.setitem(pipeline.STAGES, name, f"{__name__}:{name.upper()}")
+    return runs_root
+
+
+def test_training_stages_from_tokenizer_to_ablation(stand_ins):
+    profile = load_profile("smoke", use_env=False)
+    ablation = pipeline.run("training_ablation", profile)
+    store = pipeline.RunStore(profile.name)
+
+    tokenizer = AutoTokenizer.from_pretrained(store.path("tokenizer") / "tokenizer")
+    assert len(tokenizer) <= profile.tokenizer.vocab_size
+    assert tokenizer.eos_token == "<|endoftext|>"
+
+    codetextbook = store.load("tokens_codetextbook")
+    assert codetextbook.counts["train_documents"] + codetextbook.counts["heldout_documents"] == 120
+    assert codetextbook.counts["heldout_documents"] > 0
+    raw = store.load("tokens_raw_code")
+    assert raw.counts["train_tokens"] > codetextbook.counts["train_tokens"]
+
+    # the three pretraining runs of the ablation see the same number of tokens
+    steps = profile.pretrain.steps
+    for stage in ("pretrain", "pretrain_filtered", "pretrain_unfiltered"):
+        summary = store.load(stage).json("training.json")
+        assert summary["tokens"] == steps * profile.pretrain.global_batch * profile.pretrain.seq_len
+        frame = read_metrics(store.path(stage) / "metrics.csv")
+        assert frame["step"].iloc[-1] == steps and frame["heldout_loss"].notna().any()
+    assert not any((stand_ins / "smoke" / ".work").glob("*/checkpoints"))
+
+    model = AutoModelForCausalLM.from_pretrained(store.path("finetune") / "model")
+    assert model.config.model_type == "phi"
+    finetune = store.load("finetune").json("training.json")
+    assert finetune["pad_fraction"] < 0.02  # packing, not one exercise per padded sequence
+    assert finetune["steps"] == profile.finetune.steps
+
+    rows = json.loads((ablation.path / "ablation.json").read_text())
+    assert [row["stage"] for row in rows] == list(ABLATION_RUNS.values())
+    for row in rows:
+        assert 0 < row["codetextbook_heldout_loss"] < 10
+        assert 0 <= row["exercises_pass@1"] <= 1 and row["humaneval_problems"] == 4
+    by_stage = {row["stage"]: row for row in rows}
+    # fine-tuning on exercises lowers the loss on held-out exercises
+    assert (
+        by_stage["finetune"]["exercises_heldout_loss"]
+        < by_stage["pretrain"]["exercises_heldout_loss"]
+    )
+    lines = (ablation.path / "completions.jsonl").read_text().splitlines()
+    assert len(lines) == profile.ablation.exercises
+    assert set(json.loads(lines[0])) >= {"prompt", "reference", "pretrain", "finetune"}
+
+    # the entry point builds the same artifact (cached) as the pipeline
+    result = run_stage("pretrain", "smoke", {}, force=False)
+    assert result["path"] == str(store.path("pretrain"))
+
+
+def test_a_bad_upstream_record_is_named(tmp_path):
+    Dataset.from_list([{"text": "print(1)\n"}, {"text": None}]).save_to_disk(str(tmp_path / "data"))
+    artifact = Artifact("filtered_code", tmp_path, {"fingerprint": "x"})
+    with pytest.raises(CorpusRecordError, match="'filtered_code' dataset 'data' record 1"):
+        list(texts(artifact))
+    Dataset.from_list([{"code": "x"}]).save_to_disk(str(tmp_path / "other"))
+    with pytest.raises(CorpusRecordError, match="no 'text' column"):
+        list(texts(artifact, "other"))
+
+
+def test_exercises_become_graded_problems():
+    problems = exercise_problems([_exercise(3)])
+    problem = problems[0]
+    assert problem.entry_point == "add_3" and problem.harness == "asserts"
+    assert problem.canonical_solution == "    return x + 3\n"
+    program = problem.program(problem.canonical_solution)
+    namespace: dict = {}
+    exec(compile(program, "exercise", "exec"), namespace)  # the reference passes its own tests
+    with pytest.raises(AssertionError):
+        exec(compile(problem.program("    return x\n"), "exercise", "exec"), {})
+    broken = {**_exercise(4), "tests": ["assert add_4(1) =="]}
+    with pytest.raises(ExerciseFormatError, match="record 0: tests do not parse"):
+        exercise_problems([broken])
+
+
+def test_packed_exercises_have_almost_no_padding(stand_ins):
+    profile = load_profile("smoke", use_env=False)
+    artifact = pipeline.run("tokens_exercises", profile)
+    data = PackedSequences(artifact.path / "train.bin", profile.finetune.seq_len)
+    assert data.padding_in(range(len(data))) < profile.finetune.seq_len
