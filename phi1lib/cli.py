@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "phi1lib.filtering.cli",
     "phi1lib.evaluation.cli",
     "phi1lib.sandbox.cli",
+    "phi1lib.training.run",
 ]
 
 
