@@ -168,7 +168,9 @@ def test_every_family_passes_its_own_tests_and_every_mistake_is_caught(family):
         assert exercise["family"] == family
         assert len(exercise["tests"]) >= 3
         assert exercise["solution"].startswith(exercise["signature"])
-        assert f'"""{exercise["docstring"].splitlines()[0]}' in exercise["solution"]
+        function = ast.parse(exercise["solution"]).body[0]
+        assert ast.get_docstring(function) == exercise["docstring"]
+        assert ">>>" in exercise["docstring"] or "==" in exercise["docstring"]
         assert re.search(r"->", exercise["signature"]) and ": " in exercise["signature"]
         assert not run_exercise(exercise), exercise["solution"]
         broken = content.inject_mistake(exercise, seed)
