@@ -179,7 +179,7 @@ def test_push_to_hub_builds_the_dataset_dict_up_to_the_network(built, monkeypatc
     monkeypatch.setattr(DatasetDict, "push_to_hub", spy)
     with pytest.raises(OfflineModeIsEnabled):
         push_to_hub("exercises", "reader/phi1-exercises", "smoke", token="hf_not_a_real_token")
-    artifact = built["exercises"]
+    artifact = pipeline.run("exercises", "smoke", store=built["store"])  # what was pushed
     assert seen["repo_id"] == "reader/phi1-exercises" and seen["private"] is True
     assert seen["splits"] == {
         "train": len(artifact.dataset("data")),
