@@ -231,6 +231,7 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
     from datasets import Dataset
 
     from phi1lib.analysis.stages import DATASETS, build_diversity, topic_names
+    from phi1lib.embeddings import embed_texts
     from phi1lib.pipeline import StageContext
     from phi1lib.profiles import load_profile
     from phi1lib.runstore import Artifact, RunStore
@@ -256,9 +257,16 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
         folder = tmp_path / stage
         Dataset.from_dict(columns).save_to_disk(str(folder / "data"))
         inputs[stage] = Artifact(stage, folder, {"fingerprint": stage})
+    profile = load_profile("smoke", {"diversity.kmeans_clusters": 3}, use_env=False)
+    # Chapter 1's artifacts the stage reuses: one embedding per raw file, and which were kept
+    # (the filtered set is the six unrelated programs, the first six raw files).
+    (tmp_path / "code_embeddings").mkdir()
+    np.save(tmp_path / "code_embeddings/embeddings.npy", embed_texts(texts["raw_code"], profile))
+    inputs["code_embeddings"] = Artifact("code_embeddings", tmp_path / "code_embeddings", {})
+    kept = [True] * 6 + [False] * 4
+    Dataset.from_dict({"kept": kept}).save_to_disk(str(tmp_path / "filtered_code/scores"))
     out = tmp_path / "out"
     out.mkdir()
-    profile = load_profile("smoke", {"diversity.kmeans_clusters": 3}, use_env=False)
     store = RunStore("smoke", tmp_path / "runs")
     counts = build_diversity(StageContext(profile, out, inputs, store))
     assert counts == {"raw code": 10, "filtered code": 6, "textbooks": 6, "exercises": k}

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from phi1lib.analysis.measure import (
     DISTINCT_NS,
     DiversitySettings,
@@ -181,28 +183,49 @@ def topic_descriptions() -> list[str]:
     return lines
 
 
+def code_vectors(ctx: StageContext) -> dict[str, Any]:
+    """Embeddings of the raw and the filtered code, taken from chapter 1's ``code_embeddings``
+    (one row per ``raw_code`` file, same model and settings) instead of embedding them again."""
+    import numpy as np
+
+    vectors = np.load(ctx.inputs["code_embeddings"].file("embeddings.npy"))
+    raw = ctx.inputs["raw_code"].dataset("data")
+    kept = np.flatnonzero(np.asarray(ctx.inputs["filtered_code"].dataset("scores")["kept"]))
+    filtered = ctx.inputs["filtered_code"].dataset("data")
+    if len(vectors) != len(raw) or len(kept) != len(filtered):
+        raise ValueError(
+            f"code_embeddings holds {len(vectors)} rows for {len(raw)} raw files and "
+            f"{len(kept)} kept for {len(filtered)} filtered files: the artifacts disagree"
+        )
+    return {"raw code": vectors, "filtered code": vectors[kept]}
+
+
 def build_diversity(ctx: StageContext) -> dict[str, Any]:
     """Measure raw code, filtered code, textbooks and exercises on equal-size samples."""
     from phi1lib.embeddings import embed_texts
 
     settings = DiversitySettings.from_section(ctx.profile.section("diversity"))
-    samples: dict[str, tuple[list[str], list[str] | None]] = {}
+    stored = code_vectors(ctx)
+    samples: dict[str, tuple[list[str], list[str] | None, list[int]]] = {}
     for stage, label in DATASETS:
         data = ctx.inputs[stage].dataset("data")
         picked = sample_indices(len(data), settings.max_items, settings.seed)
         rows = data.select(picked)
         labels = list(rows["topic"]) if "topic" in rows.column_names else None
-        samples[label] = (list(rows["text"]), labels)
+        samples[label] = (list(rows["text"]), labels, picked)
     budget = min(
         [settings.max_ngrams]
-        + [ngram_count(texts, max(DISTINCT_NS)) for texts, _ in samples.values()]
+        + [ngram_count(texts, max(DISTINCT_NS)) for texts, _, _ in samples.values()]
     )
     topics = topic_names()
     topic_vectors = embed_texts(topic_descriptions(), ctx.profile)
     report: dict[str, Any] = {"settings": settings.to_dict(), "topics": topics, "datasets": {}}
     families: dict[str, Any] = {}
-    for label, (texts, labels) in samples.items():
-        vectors = embed_texts(texts, ctx.profile)
+    for label, (texts, labels, picked) in tqdm(samples.items(), desc="measuring datasets"):
+        if label in stored:
+            vectors = stored[label][picked]
+        else:
+            vectors = embed_texts(texts, ctx.profile, progress=True)
         shapes, families[label] = shape_metrics(texts, settings)
         known = labels if labels is not None and set(labels) <= set(topics) else None
         report["datasets"][label] = {
@@ -216,14 +239,14 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
         }
     _write_json(ctx.out / "diversity.json", report)
     _write_json(ctx.out / "families.json", families)
-    return {label: len(texts) for label, (texts, _) in samples.items()}
+    return {label: len(texts) for label, (texts, _, _) in samples.items()}
 
 
 DIVERSITY = Stage(
     name="diversity",
     build=build_diversity,
     config=_diversity_config,
-    needs=tuple(stage for stage, _ in DATASETS),
+    needs=(*(stage for stage, _ in DATASETS), "code_embeddings"),
     version=1,
     description="diversity and redundancy of every dataset of the pipeline (chapter 8)",
 )
