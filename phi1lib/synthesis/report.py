@@ -145,7 +145,7 @@ def ast_table(report: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for benchmark in ("humaneval", "mbpp"):
         for row in report["ast"][benchmark]["table"]:
-            rows.append({"benchmark": benchmark, **row})
+            rows.append({"benchmark": benchmark, **row, "tau": f"{row['tau']:.2f}"})
     frame = pd.DataFrame(rows).set_index(["benchmark", "tau"])
     return frame.rename(
         columns={
