@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -35,14 +36,16 @@ from phi1lib.synthesis.verification import verify_programs
 
 
 def exercise_programs(profile, limit: int) -> list[str]:
-    """Every exercise the stage executed (kept or failing), as the program that checks it."""
+    """A fixed random sample of the exercises the stage executed (kept and failing alike), each
+    as the program that checks it."""
     artifact = pipeline.run("exercises", profile)
-    programs = []
-    for split in ("data", "heldout", "rejected"):
-        for row in artifact.dataset(split):
-            if row["text"] and row["tests"] and row.get("verification", "passed"):
-                programs.append(check_program(row["text"], row["tests"]))
-    return programs[:limit]
+    programs = [
+        check_program(row["text"], row["tests"])
+        for split in ("data", "heldout", "rejected")
+        for row in artifact.dataset(split)
+        if row["text"] and row["tests"]
+    ]
+    return random.Random(0).sample(programs, min(limit, len(programs)))
 
 
 def baseline(programs: list[str], workers: int, timeout_s: float) -> list[bool]:
