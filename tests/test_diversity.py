@@ -14,7 +14,6 @@ from phi1lib.analysis.ast_shapes import (
     functions_in,
     parse_python,
     shape_key,
-    shape_of,
     shape_similarity,
     shape_string,
 )
@@ -144,12 +143,12 @@ def test_nearest_topics_picks_the_most_similar_direction():
     assert nearest_topics(items, topics).tolist() == [0, 2, 1]
 
 
-def test_shape_erases_names_constants_docstrings_and_hints():
+def test_shape_erases_names_constant_values_and_docstrings():
     first = parse_python(_variant(1))
     second = parse_python(_variant(2))
-    assert shape_of(first) == shape_of(second)
+    assert shape_string(first) == shape_string(second)
     assert shape_key(first) == shape_key(second)
-    assert "count_above" not in shape_of(first)
+    assert "count_above" not in shape_string(first)
     different = parse_python(
         "def f(values, limit):\n    return len([v for v in values if v > limit])\n"
     )
@@ -187,6 +186,7 @@ def test_similar_shapes_group_only_above_the_threshold():
     assert loose.summary()["similar_families"] == 2
     assert strict.summary()["similar_families"] == 3
     assert loose.summary()["exact_families"] == 3
+    assert [loose.families_at(t) for t in (1.0, 0.99, 0.8)] == [3, 3, 2]
 
 
 def test_complete_linkage_does_not_chain_small_steps():
@@ -277,6 +277,8 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
     assert copies["exact_duplicate_share"] == pytest.approx((k - 1) / k)
     assert copies["vendi_score"] == pytest.approx(1.0, abs=1e-3)
     assert copies["similar_families"] == 1 and families["exercises"]["exact"] == [k]
+    assert set(families["exercises"]["by_threshold"].values()) == {1}
+    assert families["filtered code"]["by_threshold"]["1.0"] == 6
     assert copies["assigned"] == "label" and copies["topic_coverage"] == pytest.approx(
         1 / len(topics)
     )

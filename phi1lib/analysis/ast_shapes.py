@@ -3,10 +3,10 @@
 The paper's conclusion asks how one would count "how many variants of each exercise exist and how
 they are distributed" {cite}`gunasekar2023textbooks`. Two programs are variants of one exercise
 when they do the same thing in the same way and differ only in what they are called: the names of
-the function and its variables, the constants, the docstring, the type hints. So we compare
-programs by their abstract syntax tree with exactly those parts erased (its *shape*), which is
-also the representation the paper used for its own decontamination check (§5.2). Two levels of
-"variant" are counted:
+the function and its variables, the values of constants, the docstring. So we compare programs
+by their abstract syntax tree with exactly those parts erased (its *shape*), the representation
+the paper used for its own decontamination check (§5.2) and that chapter 3 computes with
+:func:`phi1lib.decontam.ast_signature`. Two levels of "variant" are counted:
 
 * **exact shape**: the erased trees are identical, e.g. ``def add(a, b): return a + b`` and
   ``def plus(x, y): return x + y``;
@@ -30,9 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Fields that carry type hints or load/store contexts: erased along with names and constants.
-_ERASED_FIELDS = frozenset({"annotation", "returns", "ctx", "type_comment"})
-_HAS_DOCSTRING = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _FENCED_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 _FUNCTION = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -77,70 +74,15 @@ def function_units(tree: ast.AST) -> list[ast.AST]:
     return found
 
 
-def _children(node: ast.AST) -> Iterable[ast.AST]:
-    body = getattr(node, "body", None)
-    skip_first = (
-        isinstance(node, _HAS_DOCSTRING)
-        and isinstance(body, list)
-        and body
-        and isinstance(body[0], ast.Expr)
-        and isinstance(body[0].value, ast.Constant)
-        and isinstance(body[0].value.value, str)
-    )
-    for field, value in ast.iter_fields(node):
-        if field in _ERASED_FIELDS:
-            continue
-        items = value if isinstance(value, list) else [value]
-        if skip_first and field == "body":
-            items = items[1:]
-        for item in items:
-            if isinstance(item, ast.AST) and not isinstance(item, ast.expr_context):
-                yield item
-
-
-def _node_types() -> list[str]:
-    return sorted(
-        name
-        for name, value in vars(ast).items()
-        if isinstance(value, type) and issubclass(value, ast.AST)
-    )
-
-
-# One character per node type (and two for the brackets), so that a shape is a plain string and
-# edit distance between shapes is edit distance between strings.
-_SYMBOL = {name: chr(0x100 + index) for index, name in enumerate(_node_types())}
-_OPEN, _CLOSE = "(", ")"
-
-
-def shape_tokens(node: ast.AST) -> list[str]:
-    """The erased tree in pre-order: node type names, with each node's children in brackets.
-
-    Names, constants, docstrings and type hints are not AST nodes of their own (or are skipped
-    here), so two programs that differ only in them give the same tokens.
-    """
-    tokens: list[str] = []
-
-    def visit(current: ast.AST) -> None:
-        tokens.append(type(current).__name__)
-        children = list(_children(current))
-        if children:
-            tokens.append(_OPEN)
-            for child in children:
-                visit(child)
-            tokens.append(_CLOSE)
-
-    visit(node)
-    return tokens
-
-
-def shape_of(node: ast.AST) -> str:
-    """The readable shape of a tree, e.g. ``FunctionDef ( arguments ( arg ) Return ( Name ) )``."""
-    return " ".join(shape_tokens(node))
-
-
 def shape_string(node: ast.AST) -> str:
-    """The shape with one character per token: the string that edit distance compares."""
-    return "".join(_SYMBOL.get(token, token) for token in shape_tokens(node))
+    """The function's AST signature: node types only, one character each (chapter 3's
+    :func:`phi1lib.decontam.ast_signature`, so that τ here is the decontamination check's τ)."""
+    from phi1lib.decontam import ast_signature
+
+    signature = ast_signature(ast.unparse(node))
+    if signature is None:  # unparse of a parsed tree always parses again
+        raise ValueError(f"the function at line {getattr(node, 'lineno', '?')} did not round-trip")
+    return signature
 
 
 def shape_key(node: ast.AST) -> str:
@@ -166,16 +108,36 @@ def shape_similarity(shapes: Sequence[str], workers: int = 1) -> np.ndarray:
     return np.asarray(matrix, dtype=np.float64)
 
 
-def _complete_linkage_labels(similarity: np.ndarray, threshold: float) -> np.ndarray:
-    from scipy.cluster.hierarchy import fcluster, linkage
+def _variant_tree(similarity: np.ndarray) -> np.ndarray | None:
+    """The complete-linkage tree over distinct shapes (None for fewer than two shapes)."""
+    from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
-    if len(similarity) == 1:
-        return np.zeros(1, dtype=np.int64)
+    if len(similarity) < 2:
+        return None
     distance = 1.0 - similarity
     np.fill_diagonal(distance, 0.0)
-    tree = linkage(squareform(distance, checks=False), method="complete")
+    return linkage(squareform(distance, checks=False), method="complete")
+
+
+def _cut(tree: np.ndarray | None, threshold: float, n: int) -> np.ndarray:
+    """Families whose every pair of members has match rate at least ``threshold``."""
+    from scipy.cluster.hierarchy import fcluster
+
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if tree is None:
+        return np.zeros(n, dtype=np.int64)
     return fcluster(tree, t=1.0 - threshold + 1e-9, criterion="distance") - 1
+
+
+def _distinct_shapes(units: Sequence[ast.AST]) -> tuple[np.ndarray, list[str]]:
+    """Exact-shape label per unit, and the distinct shapes in order of first appearance."""
+    keys = [shape_string(unit) for unit in units]
+    distinct: dict[str, int] = {}
+    for key in keys:
+        distinct.setdefault(key, len(distinct))
+    return np.array([distinct[key] for key in keys], dtype=np.int64), list(distinct)
 
 
 @dataclass(frozen=True)
@@ -185,10 +147,18 @@ class VariantClusters:
     exact_labels: np.ndarray
     similar_labels: np.ndarray
     threshold: float
+    tree: np.ndarray | None = None  # complete-linkage tree over the distinct shapes
 
     @property
     def n_units(self) -> int:
         return len(self.exact_labels)
+
+    def families_at(self, threshold: float) -> int:
+        """How many families the functions form at another match-rate threshold (same tree)."""
+        if not self.n_units:
+            return 0
+        shapes = int(self.exact_labels.max()) + 1
+        return int(len(np.unique(_cut(self.tree, threshold, shapes)[self.exact_labels])))
 
     @staticmethod
     def family_sizes(labels: np.ndarray) -> list[int]:
@@ -218,21 +188,11 @@ def cluster_variants(
     Identical shapes are collapsed first: complete linkage ignores duplicates, so clustering the
     distinct shapes and expanding the labels gives the same answer at a fraction of the cost.
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    keys = [shape_string(unit) for unit in units]
-    distinct: dict[str, int] = {}
-    representatives: list[ast.AST] = []
-    for key, unit in zip(keys, units, strict=True):
-        if key not in distinct:
-            distinct[key] = len(distinct)
-            representatives.append(unit)
-    exact = np.array([distinct[key] for key in keys], dtype=np.int64)
-    if not representatives:
-        return VariantClusters(exact, exact.copy(), threshold)
-    similarity = shape_similarity([shape_string(unit) for unit in representatives], workers)
-    family_of_shape = _complete_linkage_labels(similarity, threshold)
-    return VariantClusters(exact, family_of_shape[exact], threshold)
+    exact, shapes = _distinct_shapes(units)
+    tree = _variant_tree(shape_similarity(shapes, workers))
+    family_of_shape = _cut(tree, threshold, len(shapes))
+    similar = family_of_shape[exact] if len(exact) else exact
+    return VariantClusters(exact, similar, threshold, tree)
 
 
 def functions_in(texts: Iterable[str]) -> tuple[list[ast.AST], int]:

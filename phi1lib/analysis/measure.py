@@ -27,6 +27,8 @@ from phi1lib.analysis.diversity import (
 )
 
 DISTINCT_NS = (1, 2, 3)
+# Match rates at which family counts are reported: exact, and the paper's Table 3 values (§5.2).
+THRESHOLDS = (1.0, 0.95, 0.9, 0.85, 0.8)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def embedding_metrics(embeddings: np.ndarray, settings: DiversitySettings) -> di
 
 
 def shape_metrics(texts: Sequence[str], settings: DiversitySettings) -> tuple[dict, dict]:
-    """Family counts of program shapes, and the family sizes (for the chapter's figure)."""
+    """Family counts of program shapes; the family sizes and the family count at each of
+    :data:`THRESHOLDS` (for the chapter's figures)."""
     units, unparsable = functions_in(texts)
     if len(units) > settings.max_functions:
         keep = sorted(sample_indices(len(units), settings.max_functions, settings.seed))
@@ -119,6 +122,7 @@ def shape_metrics(texts: Sequence[str], settings: DiversitySettings) -> tuple[di
     sizes = {
         "exact": clusters.family_sizes(clusters.exact_labels),
         "similar": clusters.family_sizes(clusters.similar_labels),
+        "by_threshold": {str(t): clusters.families_at(t) for t in THRESHOLDS},
     }
     return summary, sizes
 
