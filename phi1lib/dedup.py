@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # BigCode's near-deduplication parameters for The Stack (see the module docstring).
 NUM_PERM = 256

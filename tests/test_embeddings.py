@@ -111,3 +111,12 @@ def test_profile_settings_and_token_counts(texts):
     tokenizer = embeddings.load_tokenizer(embeddings.OFFLINE_MODEL)
     assert counts == [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert counts[0] > 1000 and counts[3] == 3
+
+
+@pytest.mark.gpu
+def test_gpu_embeddings_in_bfloat16_match_the_cpu(tiny_codegen, texts):
+    """On a GPU the model runs in bfloat16; the unit vectors stay close to the float32 ones."""
+    on_cpu = embeddings.load_embedder(str(tiny_codegen), max_tokens=48, device="cpu").embed(texts)
+    on_gpu = embeddings.load_embedder(str(tiny_codegen), max_tokens=48, device="cuda").embed(texts)
+    assert on_gpu.dtype == np.float32
+    assert float(np.min(np.sum(on_cpu * on_gpu, axis=1))) > 0.99  # cosine similarity

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 SKIP_REASONS = ("not_found", "unreadable", "too_large", "binary", "undecodable", "empty", "syntax")
 COLUMNS = ("text", "path", "package", "source", "size", "skip_reason")
