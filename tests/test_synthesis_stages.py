@@ -188,3 +188,10 @@ def test_push_to_hub_builds_the_dataset_dict_up_to_the_network(built, monkeypatc
     assert artifact.fingerprint in seen["commit_message"]
     with pytest.raises(ValueError, match="only"):
         push_to_hub("filtered_code", "reader/x", "smoke")
+
+
+def test_a_rebuild_from_the_caches_is_byte_identical(built, monkeypatch):
+    monkeypatch.setenv("PHI1_RUNS", str(built["root"]))
+    report = pipeline.verify("exercises", "smoke", store=built["store"])
+    assert report["reproduced"], report["differing"]
+    assert report["files"] >= 10  # data, heldout, rejected (3 files each) and report.json

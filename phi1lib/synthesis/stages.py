@@ -104,7 +104,10 @@ def _write_report(ctx: StageContext, report: dict[str, Any]) -> None:
 def _teacher_summary(job: JobReport) -> dict[str, Any]:
     """What the teacher answered, independent of which build asked (for ``report.json``)."""
     counts = {k: v for k, v in job.counts.items() if k != "cached"}
-    return {"endpoint": job.endpoint, "counts": counts}
+    endpoint = dict(job.endpoint)
+    if endpoint.get("kind") == "local":
+        endpoint.pop("base_url", None)  # a fresh port every time the local teacher starts
+    return {"endpoint": endpoint, "counts": counts}
 
 
 def _teacher_costs(job: JobReport) -> dict[str, Any]:
