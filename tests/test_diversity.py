@@ -249,11 +249,14 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
         "exercises": [exercise] * k,
     }
     labels = {"textbooks": topics[:6], "exercises": [topics[0]] * k}
+    exercise_families = ["counting"] * k
     inputs = {}
     for stage, _ in DATASETS:
         columns = {"text": texts[stage]}
         if stage in labels:
             columns["topic"] = labels[stage]
+        if stage == "exercises":
+            columns["family"] = exercise_families
         folder = tmp_path / stage
         Dataset.from_dict(columns).save_to_disk(str(folder / "data"))
         inputs[stage] = Artifact(stage, folder, {"fingerprint": stage})
@@ -278,6 +281,8 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
     assert copies["vendi_score"] == pytest.approx(1.0, abs=1e-3)
     assert copies["similar_families"] == 1 and families["exercises"]["exact"] == [k]
     assert set(families["exercises"]["by_threshold"].values()) == {1}
+    check = copies["family_check"]
+    assert (check["known_families"], check["found_families"]) == (1, 1)
     assert families["filtered code"]["by_threshold"]["1.0"] == 6
     assert copies["assigned"] == "label" and copies["topic_coverage"] == pytest.approx(
         1 / len(topics)
@@ -294,3 +299,27 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
     assert books["texts_without_code"] == 0
     budget = {data["ngram_budget"] for data in report["datasets"].values()}
     assert len(budget) == 1  # every dataset counted on the same number of n-grams
+
+
+def test_shape_families_recover_known_families():
+    from phi1lib.analysis.measure import DiversitySettings, family_agreement
+
+    templates = {
+        "count": _variant,
+        "total": lambda i: f"def total_{i}(xs):\n    return sum(x * {i} for x in xs)\n",
+        "guard": lambda i: (
+            f"def parse_{i}(text):\n    try:\n        return int(text) + {i}\n"
+            "    except ValueError:\n        return None\n"
+        ),
+    }
+    texts, truth = [], []
+    for i in range(4):
+        for name, template in templates.items():
+            texts.append(template(i))
+            truth.append(name)
+    result = family_agreement(texts, truth, DiversitySettings(ast_threshold=0.9, workers=1))
+    assert (result["known_families"], result["found_families"]) == (3, 3)
+    assert result["adjusted_rand"] == pytest.approx(1.0)
+    assert result["by_threshold"]["1.0"]["homogeneity"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        family_agreement(texts, truth[:-1], DiversitySettings())

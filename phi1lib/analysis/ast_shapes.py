@@ -153,12 +153,16 @@ class VariantClusters:
     def n_units(self) -> int:
         return len(self.exact_labels)
 
-    def families_at(self, threshold: float) -> int:
-        """How many families the functions form at another match-rate threshold (same tree)."""
+    def labels_at(self, threshold: float) -> np.ndarray:
+        """The family of every function at another match-rate threshold (same tree, new cut)."""
         if not self.n_units:
-            return 0
+            return self.exact_labels.copy()
         shapes = int(self.exact_labels.max()) + 1
-        return int(len(np.unique(_cut(self.tree, threshold, shapes)[self.exact_labels])))
+        return _cut(self.tree, threshold, shapes)[self.exact_labels]
+
+    def families_at(self, threshold: float) -> int:
+        """How many families the functions form at another match-rate threshold."""
+        return int(len(np.unique(self.labels_at(threshold))))
 
     @staticmethod
     def family_sizes(labels: np.ndarray) -> list[int]:

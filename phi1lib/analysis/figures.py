@@ -123,3 +123,49 @@ def plot_family_sizes(
     ax.set_ylabel("share of functions in a family of size ≥ s")
     ax.legend()
     return ax
+
+
+def plot_threshold_sweep(families: Mapping[str, Mapping[str, Any]], ax=None):
+    """Families per function at each match-rate threshold τ (1.0 = exact shape), per dataset:
+    the lower the curve, the more of a dataset is variants of something else in it."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for number, (name, data) in enumerate(families.items()):
+        counts = data["by_threshold"]
+        functions = max(sum(data["exact"]), 1)
+        taus = sorted(counts, key=float, reverse=True)
+        ax.plot(
+            [float(t) for t in taus],
+            [counts[t] / functions for t in taus],
+            marker="o",
+            label=name,
+            color=_MODEL_COLORS[number % len(_MODEL_COLORS)],
+        )
+    ax.invert_xaxis()
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("match rate τ (variants must be at least this similar)")
+    ax.set_ylabel("families / functions")
+    ax.legend()
+    return ax
+
+
+def plot_topic_spread(datasets: Mapping[str, Mapping[str, Any]], ax=None):
+    """Each dataset's topic shares, largest first: a flat line is an even curriculum, a steep
+    one a curriculum that a few topics dominate."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for number, (name, data) in enumerate(datasets.items()):
+        counts = np.sort(np.asarray(list(data["topic_counts"].values()), dtype=float))[::-1]
+        if counts.sum() == 0:
+            continue
+        how = "labels" if data.get("assigned") == "label" else "nearest topic"
+        ax.plot(
+            np.arange(1, len(counts) + 1),
+            100 * counts / counts.sum(),
+            label=f"{name} ({how})",
+            color=_MODEL_COLORS[number % len(_MODEL_COLORS)],
+        )
+    ax.set_xlabel("topic rank")
+    ax.set_ylabel("share of items (%)")
+    ax.legend()
+    return ax

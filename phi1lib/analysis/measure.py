@@ -9,6 +9,7 @@ number of n-grams. Introduced in chapter 8 ("Measuring diversity and redundancy"
 
 from __future__ import annotations
 
+import ast
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from phi1lib.analysis.ast_shapes import cluster_variants, functions_in
+from phi1lib.analysis.ast_shapes import (
+    cluster_variants,
+    function_units,
+    functions_in,
+    parse_python,
+)
 from phi1lib.analysis.diversity import (
     cluster_entropy,
     distinct_n,
@@ -150,4 +156,85 @@ def topic_metrics(
         "topic_effective": coverage.spread.effective,
         "topic_evenness": coverage.spread.evenness,
         "topic_counts": coverage.counts,
+    }
+
+
+def measure_texts(
+    texts: Sequence[str],
+    settings: DiversitySettings,
+    embed_with,
+    *,
+    vectors: np.ndarray | None = None,
+    budget: int | None = None,
+) -> dict[str, Any]:
+    """Every metric that needs no topic list, for one list of texts (chapter 8's checks on
+    constructed data). ``embed_with`` is a profile or an embedding model name; ``vectors`` skips
+    the embedding when the texts were embedded already."""
+    from phi1lib.embeddings import embed_texts
+
+    if vectors is None:
+        vectors = embed_texts(list(texts), embed_with)
+    budget = budget or ngram_count(texts, max(DISTINCT_NS))
+    shapes, _ = shape_metrics(texts, settings)
+    return {
+        "items": len(texts),
+        **text_metrics(texts, settings, budget),
+        **embedding_metrics(vectors, settings),
+        **shapes,
+    }
+
+
+def largest_families(
+    texts: Sequence[str], settings: DiversitySettings, *, families: int = 2, members: int = 3
+) -> list[list[str]]:
+    """Source of a few members of the largest families of similar-shape functions in ``texts``
+    (names and docstrings as written; comments are lost in the round trip through the AST)."""
+    units, _ = functions_in(texts)
+    clusters = cluster_variants(units, settings.ast_threshold, workers=settings.workers)
+    sizes = np.bincount(clusters.similar_labels) if len(units) else np.zeros(0, dtype=int)
+    chosen = np.argsort(-sizes, kind="stable")[:families]
+    return [
+        [ast.unparse(units[i]) for i in np.flatnonzero(clusters.similar_labels == f)[:members]]
+        for f in chosen
+    ]
+
+
+def family_agreement(
+    texts: Sequence[str], families: Sequence[str], settings: DiversitySettings
+) -> dict[str, Any]:
+    """How well shape families recover the families a generator says it used.
+
+    The procedural teacher writes every exercise from one of its templates ("families"), so for
+    its exercises the true number of variants of each exercise is known: a check of the shape
+    clustering on real pipeline data. Each item's first function is clustered, and the found
+    families are compared with the known ones by the adjusted Rand index (1 = the same
+    partition, about 0 = no better than chance) and by homogeneity (each found family holds one
+    known family) and completeness (each known family sits in one found family).
+    """
+    from sklearn.metrics import adjusted_rand_score, homogeneity_completeness_v_measure
+
+    units, truth = [], []
+    for text, family in zip(texts, families, strict=True):
+        tree = parse_python(text)
+        found = function_units(tree) if tree is not None else []
+        if found:
+            units.append(found[0])
+            truth.append(family)
+    clusters = cluster_variants(units, settings.ast_threshold, workers=settings.workers)
+    by_threshold = {}
+    for threshold in sorted({*THRESHOLDS, float(settings.ast_threshold)}, reverse=True):
+        labels = clusters.labels_at(threshold)
+        homogeneity, completeness, _ = homogeneity_completeness_v_measure(truth, labels)
+        by_threshold[str(threshold)] = {
+            "found_families": int(len(np.unique(labels))),
+            "adjusted_rand": float(adjusted_rand_score(truth, labels)),
+            "homogeneity": float(homogeneity),
+            "completeness": float(completeness),
+        }
+    return {
+        "items": len(units),
+        "known_families": len(set(truth)),
+        "threshold": settings.ast_threshold,
+        **by_threshold[str(float(settings.ast_threshold))],
+        "by_threshold": by_threshold,
     }

@@ -19,6 +19,7 @@ from phi1lib.analysis.measure import (
     DISTINCT_NS,
     DiversitySettings,
     embedding_metrics,
+    family_agreement,
     ngram_count,
     sample_indices,
     shape_metrics,
@@ -207,12 +208,15 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
     settings = DiversitySettings.from_section(ctx.profile.section("diversity"))
     stored = code_vectors(ctx)
     samples: dict[str, tuple[list[str], list[str] | None, list[int]]] = {}
+    known_families: dict[str, list[str]] = {}
     for stage, label in DATASETS:
         data = ctx.inputs[stage].dataset("data")
         picked = sample_indices(len(data), settings.max_items, settings.seed)
         rows = data.select(picked)
         labels = list(rows["topic"]) if "topic" in rows.column_names else None
         samples[label] = (list(rows["text"]), labels, picked)
+        if "family" in rows.column_names:  # the generator says which template wrote each item
+            known_families[label] = list(rows["family"])
     budget = min(
         [settings.max_ngrams]
         + [ngram_count(texts, max(DISTINCT_NS)) for texts, _, _ in samples.values()]
@@ -237,6 +241,10 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
                 topics, labels=known, embeddings=vectors, topic_embeddings=topic_vectors
             ),
         }
+        if label in known_families:
+            report["datasets"][label]["family_check"] = family_agreement(
+                texts, known_families[label], settings
+            )
     _write_json(ctx.out / "diversity.json", report)
     _write_json(ctx.out / "families.json", families)
     return {label: len(texts) for label, (texts, _, _) in samples.items()}
@@ -247,6 +255,6 @@ DIVERSITY = Stage(
     build=build_diversity,
     config=_diversity_config,
     needs=(*(stage for stage, _ in DATASETS), "code_embeddings"),
-    version=1,
+    version=3,
     description="diversity and redundancy of every dataset of the pipeline (chapter 8)",
 )
