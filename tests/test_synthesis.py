@@ -27,6 +27,7 @@ from phi1lib.synthesis.constraints import (
 from phi1lib.synthesis.exercises import check_program, exercise_text, read_exercise
 from phi1lib.synthesis.split import heldout_units
 from phi1lib.synthesis.textbooks import check_sections
+from phi1lib.synthesis.tokens import OFFLINE_COUNTER, token_counter
 from phi1lib.synthesis.verification import verify_programs
 from phi1lib.teacher import TeacherResult
 from phi1lib.teacher.content import AUDIENCES, STYLES, TOPICS
@@ -298,3 +299,14 @@ def test_heldout_units_are_stable_whole_and_never_empty():
     assert heldout_units(units, 0.0) == set()
     with pytest.raises(ValueError, match="heldout_fraction"):
         heldout_units(units, 1.5)
+
+
+def test_the_offline_token_counter_and_a_clear_error_for_a_hub_tokenizer_offline(monkeypatch):
+    count = token_counter(OFFLINE_COUNTER)
+    assert count(["def add(a, b):\n    return a + b\n", ""]) == [
+        13,
+        0,
+    ]  # def, " add", "(", "a", ",", " b", "):", "\n   ", " return", ...]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="gpt2-pieces"):
+        token_counter("Salesforce/codegen-350M-mono")
