@@ -303,10 +303,8 @@ def test_heldout_units_are_stable_whole_and_never_empty():
 
 def test_the_offline_token_counter_and_a_clear_error_for_a_hub_tokenizer_offline(monkeypatch):
     count = token_counter(OFFLINE_COUNTER)
-    assert count(["def add(a, b):\n    return a + b\n", ""]) == [
-        13,
-        0,
-    ]  # def, " add", "(", "a", ",", " b", "):", "\n   ", " return", ...]
+    # def, " add", "(", "a", ",", " b", "):", "\n   ", " return", " a", " +", " b", "\n"
+    assert count(["def add(a, b):\n    return a + b\n", ""]) == [13, 0]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="gpt2-pieces"):
         token_counter("Salesforce/codegen-350M-mono")
