@@ -23,21 +23,26 @@ from phi1lib.teacher.retry import backoff_s, describe, is_retryable
 VIA = "chat.completions"
 
 
-async def _call(client: Any, body: dict[str, Any]) -> Any:
-    extra = {k: v for k, v in body.items() if k not in ("model", "messages")}
-    return await client.chat.completions.create(
-        model=body["model"], messages=body["messages"], extra_body=extra
-    )
+async def _call(client: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """POST the body exactly as built (and keyed) through the SDK; the answer as a plain dict.
+
+    ``client.post`` is the SDK's documented way to send a request it does not need to type:
+    authentication, timeouts and error classes are the SDK's, while the body is sent byte for
+    byte as :func:`~phi1lib.teacher.keys.chat_body` made it, and the answer is read as the same
+    dict the Batch API path reads. Skipping the typed parameters and response objects of
+    ``chat.completions.create`` takes about a third off the client's CPU time per request,
+    which is what lets one process keep hundreds of requests in flight.
+    """
+    return await client.post("/chat/completions", cast_to=object, body=body)
 
 
-def _details(completion: Any) -> dict[str, Any]:
-    choice = completion.choices[0]
+def _details(completion: dict[str, Any]) -> dict[str, Any]:
     return {
         "via": VIA,
-        "response_model": completion.model,
-        "completion_id": completion.id,
-        "system_fingerprint": getattr(completion, "system_fingerprint", None),
-        "finish_reason": choice.finish_reason,
+        "response_model": completion.get("model"),
+        "completion_id": completion.get("id"),
+        "system_fingerprint": completion.get("system_fingerprint"),
+        "finish_reason": completion["choices"][0].get("finish_reason"),
     }
 
 
@@ -59,7 +64,8 @@ async def ask(job: TeacherJob, client: Any, index: int) -> TeacherResult:
             job.http_requests += 1
             try:
                 completion = await _call(client, body)
-                choice = completion.choices[0]
+                choice = completion["choices"][0]
+                content = choice["message"].get("content")
                 break
             except openai.APIError as error:
                 if is_retryable(error) and errors < endpoint.max_retries:
@@ -70,12 +76,12 @@ async def ask(job: TeacherJob, client: Any, index: int) -> TeacherResult:
                     continue
                 await job.guard.settle(reservation, None)
                 return job.failed(index, f"{describe(error)} (after {attempts} attempts)", attempts)
-            except (AttributeError, IndexError, TypeError, ValueError) as error:
+            except (AttributeError, LookupError, TypeError, ValueError) as error:
                 await job.guard.settle(reservation, None)
                 return job.failed(index, f"unreadable response: {error!r}", attempts, via=VIA)
-        usage = completion.usage.model_dump() if completion.usage is not None else None
+        usage = completion.get("usage")
         await job.guard.settle(reservation, usage)
-        answer: Answer = read_answer(request, choice.message.content, choice.finish_reason)
+        answer: Answer = read_answer(request, content, choice.get("finish_reason"))
         last = job.answered(index, answer, usage, attempts, **_details(completion))
         if answer.usable or malformed >= endpoint.malformed_retries:
             return last
