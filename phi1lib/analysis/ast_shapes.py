@@ -180,7 +180,9 @@ class VariantClusters:
             summary[f"{name}_families"] = len(sizes)
             summary[f"{name}_largest_share"] = float(share[0])
             summary[f"{name}_singleton_share"] = float((sizes == 1).sum() / sizes.sum())
-            summary[f"{name}_effective_families"] = float(np.exp(-(share * np.log(share)).sum()))
+            effective = float(np.exp(-(share * np.log(share)).sum()))
+            summary[f"{name}_effective_families"] = effective
+            summary[f"{name}_effective_share"] = effective / self.n_units
         return summary
 
 

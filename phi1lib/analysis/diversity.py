@@ -118,7 +118,7 @@ def spread(labels: Sequence[Hashable], categories: int) -> Spread:
     if not len(counts):
         return Spread(categories, 0, 0.0, 0.0, 0.0)
     shares = counts / counts.sum()
-    entropy = float(-(shares * np.log(shares)).sum())
+    entropy = max(0.0, float(-(shares * np.log(shares)).sum()))  # no "-0.0" for one category
     evenness = entropy / math.log(categories) if categories > 1 else 1.0
     return Spread(categories, len(counts), entropy, math.exp(entropy), evenness)
 

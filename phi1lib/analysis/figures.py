@@ -65,14 +65,14 @@ def plot_differences(rows: Sequence[Mapping[str, Any]], ax=None):
     return ax
 
 
-# Chapter 8: one panel per question, one bar per dataset.
+# Chapter 8: one panel per question, one bar per dataset; every value is a share in [0, 1].
 DIVERSITY_PANELS = (
-    ("duplicate_share", "duplicates (exact + near)", "share of items", True),
-    ("distinct_3", "distinct-3 (wording)", "distinct / all 3-grams", True),
-    ("vendi_per_item", "Vendi score / items", "effective share of distinct items", True),
-    ("cluster_evenness", "k-means cluster evenness", "H / log k", True),
-    ("similar_effective_families", "effective program families", "exp(entropy) of families", False),
-    ("topic_coverage", "topic coverage", "share of the topic list", True),
+    ("duplicate_share", "duplicates (exact + near)", "share of items"),
+    ("distinct_3", "distinct-3 (wording)", "distinct / all 3-grams"),
+    ("vendi_per_item", "Vendi score / items", "effective share of distinct items"),
+    ("cluster_evenness", "k-means cluster evenness", "H / log k"),
+    ("similar_effective_share", "program families / functions", "effective families per function"),
+    ("topic_coverage", "topic coverage", "share of the topic list"),
 )
 
 
@@ -82,12 +82,12 @@ def plot_diversity_panels(datasets: Mapping[str, Mapping[str, Any]], axes=None):
         _, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     names = list(datasets)
     colors = [_MODEL_COLORS[i % len(_MODEL_COLORS)] for i in range(len(names))]
-    for ax, (key, title, unit, is_share) in zip(np.ravel(axes), DIVERSITY_PANELS, strict=True):
+    for ax, (key, title, unit) in zip(np.ravel(axes), DIVERSITY_PANELS, strict=True):
         values = [float(datasets[name].get(key, np.nan)) for name in names]
         ax.bar(range(len(names)), values, color=colors)
         for x, value in enumerate(values):
             ax.annotate(
-                f"{value:.2f}" if is_share else f"{value:.0f}",
+                f"{value:.2f}",
                 (x, value),
                 ha="center",
                 va="bottom",
@@ -98,8 +98,7 @@ def plot_diversity_panels(datasets: Mapping[str, Mapping[str, Any]], axes=None):
         ax.set_xticks(range(len(names)), names, rotation=20)
         ax.set_title(title)
         ax.set_ylabel(unit)
-        if is_share:
-            ax.set_ylim(0, 1.08)
+        ax.set_ylim(0, 1.08)
     return axes
 
 

@@ -184,6 +184,22 @@ def topic_descriptions() -> list[str]:
     return lines
 
 
+def dataset_sizes(profile: Profile) -> dict[str, dict[str, int]]:
+    """Items and tokens of each dataset of chapter 8 (building what is missing), for the table
+    that puts our sizes beside the paper's."""
+    from phi1lib.pipeline import run
+
+    sizes = {}
+    for stage, label in DATASETS:
+        data = run(stage, profile).dataset("data")
+        column = next((c for c in ("tokens", "n_tokens") if c in data.column_names), None)
+        sizes[label] = {
+            "items": len(data),
+            "tokens": int(sum(data[column])) if column else 0,
+        }
+    return sizes
+
+
 def code_vectors(ctx: StageContext) -> dict[str, Any]:
     """Embeddings of the raw and the filtered code, taken from chapter 1's ``code_embeddings``
     (one row per ``raw_code`` file, same model and settings) instead of embedding them again."""
@@ -255,6 +271,6 @@ DIVERSITY = Stage(
     build=build_diversity,
     config=_diversity_config,
     needs=(*(stage for stage, _ in DATASETS), "code_embeddings"),
-    version=3,
+    version=4,
     description="diversity and redundancy of every dataset of the pipeline (chapter 8)",
 )
