@@ -14,7 +14,7 @@ from phi1lib.training.packing import (
     IGNORE_INDEX,
     PackedSequences,
     heldout_document,
-    one_per_sequence_padding,
+    one_per_sequence_cost,
     write_token_file,
 )
 from phi1lib.training.tokenizer import EOS_TOKEN, bytes_per_token, train_bpe_tokenizer
@@ -92,9 +92,13 @@ def test_heldout_split_is_decided_by_the_text():
     assert not any(heldout_document(t, 0.0) for t in texts)
 
 
-def test_packing_wastes_less_than_one_sequence_per_document():
+def test_one_sequence_per_document_wastes_positions_or_tokens():
     # exercises of 50-150 tokens, one per 256-token sequence, would be mostly padding
-    assert one_per_sequence_padding([50, 100, 150], 256) == pytest.approx(1 - 300 / 768)
+    cost = one_per_sequence_cost([50, 100, 150], 256)
+    assert cost["padding"] == pytest.approx(1 - 300 / 768) and cost["truncated"] == 0
+    # a document longer than the sequence loses its tail
+    cost = one_per_sequence_cost([100, 300], 200)
+    assert cost["padding"] == pytest.approx(0.25) and cost["truncated"] == pytest.approx(0.25)
 
 
 def test_batch_plan_splits_the_global_batch_exactly():

@@ -145,7 +145,9 @@ def test_training_stages_from_tokenizer_to_ablation(stand_ins):
     )
     lines = (ablation.path / "completions.jsonl").read_text().splitlines()
     assert len(lines) == profile.ablation.exercises
-    assert set(json.loads(lines[0])) >= {"prompt", "reference", "pretrain", "finetune"}
+    record = json.loads(lines[0])
+    assert set(record) >= {"prompt", "reference", "pretrain", "finetune"}
+    assert set(record["finetune"]) == {"completion", "passed", "status"}
 
     # the entry point builds the same artifact (cached) as the pipeline
     result = run_stage("pretrain", "smoke", {}, force=False)

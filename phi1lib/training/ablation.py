@@ -110,8 +110,8 @@ def evaluate_model_dir(
     max_new_tokens: int,
     batch_size: int,
     workers: int,
-) -> tuple[dict[str, Any], list[str]]:
-    """One model's four scores, and its completions of ``problems`` (chapter 4)."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One model's four scores, and its completion of each problem with its verdict (chapter 4)."""
     from phi1lib.evaluation.generation import SamplingSettings, load_model
     from phi1lib.evaluation.harness import evaluate_model
 
@@ -154,7 +154,14 @@ def evaluate_model_dir(
         )
         scores["humaneval_pass@1"] = humaneval.summary["pass@1"]
         scores["humaneval_problems"] = humaneval.summary["problems"]
-    completions = [result.samples[0].completion for result in exercises.results]
+    completions = [
+        {
+            "completion": result.samples[0].completion,
+            "passed": result.samples[0].passed,
+            "status": result.samples[0].status,
+        }
+        for result in exercises.results
+    ]
     return scores, completions
 
 
@@ -189,7 +196,12 @@ def _build(ctx: StageContext) -> dict[str, Any]:
             {
                 "run": label,
                 "stage": stage,
-                "train_tokens": training["tokens"],
+                "pretrain_tokens": (
+                    training["tokens"]
+                    if stage != "finetune"
+                    else ctx.inputs["pretrain"].json("training.json")["tokens"]
+                ),
+                "finetune_tokens": training["tokens"] if stage == "finetune" else 0,
                 "train_loss": training["final_loss"],
                 **scores,
             }

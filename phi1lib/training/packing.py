@@ -174,13 +174,18 @@ class PackedSequences:
         return torch.from_numpy(rows), torch.from_numpy(labels)
 
 
-def one_per_sequence_padding(lengths: Iterable[int], seq_len: int) -> float:
-    """The pad fraction if each document had its own padded sequence (the alternative to packing).
+def one_per_sequence_cost(lengths: Iterable[int], seq_len: int) -> dict[str, float]:
+    """What giving each document its own padded sequence would cost, the alternative to packing.
 
-    Documents longer than ``seq_len`` are truncated, losing tokens as well. Chapter 5 compares
+    ``padding`` is the fraction of processed positions that would hold padding; ``truncated`` is
+    the fraction of the documents' tokens cut off because they do not fit. Chapter 5 compares
     this with packing.
     """
-    lengths = [min(int(n), seq_len) for n in lengths]
+    lengths = [int(n) for n in lengths]
     if not lengths:
         raise ValueError("no documents")
-    return 1.0 - sum(lengths) / (len(lengths) * seq_len)
+    kept = [min(n, seq_len) for n in lengths]
+    return {
+        "padding": 1.0 - sum(kept) / (len(kept) * seq_len),
+        "truncated": 1.0 - sum(kept) / sum(lengths),
+    }

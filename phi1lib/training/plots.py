@@ -1,0 +1,164 @@
+"""Figures of chapters 4 and 5: packing, the schedule, loss curves and the ablation.
+
+All figures take what the runs wrote (``metrics.csv``, ``ablation.json``) or our own settings;
+the paper's numbers come from ``phi1lib.paper``. Introduced in chapter 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from phi1lib.paper import FILTER_ABLATION_350M, PHI1_FAMILY
+from phi1lib.plotting import OTHER_COLOR, OURS_COLOR, PHI1_COLOR
+from phi1lib.training.loop import TrainSettings, learning_rate_factor
+from phi1lib.training.packing import PackedSequences
+
+ABLATION_COLORS = ("#95a5a6", "#7f8c8d", OURS_COLOR, PHI1_COLOR)
+
+
+def plot_packing(data: PackedSequences, sequences: int = 4, ax=None):
+    """Which document each token of the first sequences belongs to: packing made visible.
+
+    Each row is one training sequence; a colour is one document; a black tick is an
+    ``<|endoftext|>`` token. Chapter 4.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * sequences))
+    tokens = np.asarray(data.tokens[: sequences * data.seq_len])
+    document = np.concatenate([[0], np.cumsum(tokens[:-1] == data.info.eos_token_id)])
+    palette = plt.get_cmap("tab20")
+    for row in range(sequences):
+        part = document[row * data.seq_len : (row + 1) * data.seq_len]
+        ends = np.flatnonzero(
+            tokens[row * data.seq_len : (row + 1) * data.seq_len] == data.info.eos_token_id
+        )
+        for doc in np.unique(part):
+            span = np.flatnonzero(part == doc)
+            ax.barh(row, len(span), left=span[0], color=palette(doc % 20), height=0.8)
+        ax.scatter(ends, [row] * len(ends), marker="|", color="black", s=200, zorder=3)
+    ax.set_yticks(range(sequences), [f"sequence {i}" for i in range(sequences)])
+    ax.invert_yaxis()
+    ax.set_xlim(0, data.seq_len)
+    ax.set_xlabel(f"token position (sequence length {data.seq_len})")
+    ax.set_title("Packing: documents joined by <|endoftext|> (|) and cut into sequences")
+    ax.grid(False)
+    return ax
+
+
+def plot_schedule(settings: TrainSettings, ax=None, label: str = ""):
+    """The learning rate at every optimizer step: linear warmup, then linear decay (chapter 4)."""
+    if ax is None:
+        _, ax = plt.subplots()
+    steps = np.arange(settings.steps)
+    rates = [
+        settings.lr
+        * learning_rate_factor(
+            int(s),
+            warmup=settings.warmup_steps,
+            total=settings.steps,
+            min_ratio=settings.min_lr_ratio,
+        )
+        for s in steps
+    ]
+    ax.plot(steps, rates, color=OURS_COLOR, label=label or None)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
+    return ax
+
+
+def plot_loss_curves(frames: Mapping[str, object], ax=None, heldout: bool = True, colors=None):
+    """Training loss (thin) and held-out loss (dots) against tokens seen, one colour per run."""
+    if ax is None:
+        _, ax = plt.subplots()
+    colors = colors or {}
+    for index, (label, frame) in enumerate(frames.items()):
+        color = colors.get(label, plt.get_cmap("tab10")(index))
+        ax.plot(frame["tokens"] / 1e6, frame["loss"], color=color, lw=1.2, label=f"{label}: train")
+        points = frame.dropna(subset=["heldout_loss"])
+        if heldout and len(points):
+            ax.plot(
+                points["tokens"] / 1e6,
+                points["heldout_loss"],
+                "o--",
+                color=color,
+                ms=4,
+                label=f"{label}: held out",
+            )
+    ax.set_xlabel("training tokens (millions)")
+    ax.set_ylabel("loss (nats per token)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_speed(frame, ax=None):
+    """Tokens per second and MFU over a run (the first interval includes compilation)."""
+    if ax is None:
+        _, ax = plt.subplots()
+    ax.plot(frame["step"], frame["tokens_per_s"], color=OURS_COLOR)
+    ax.set_xlabel("step")
+    ax.set_ylabel("tokens per second", color=OURS_COLOR)
+    twin = ax.twinx()
+    twin.plot(frame["step"], 100 * frame["mfu"], color=OTHER_COLOR, alpha=0.6)
+    twin.set_ylabel("MFU (%)", color=OTHER_COLOR)
+    twin.grid(False)
+    return ax
+
+
+def plot_ablation(rows: list[dict], figsize=(13, 4.2)):
+    """Figure 2.1 in spirit: the same model on (a) unfiltered, (b) filtered, (c) CodeTextbook,
+    and (c) fine-tuned on CodeExercises; ours (held-out loss, pass rates) beside the paper's 350M
+    HumanEval bars. Chapter 4.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=figsize)
+    labels = [row["run"] for row in rows]
+    x = np.arange(len(rows))
+    width = 0.38
+    axes[0].bar(
+        x - width / 2,
+        [row["codetextbook_heldout_loss"] for row in rows],
+        width,
+        color=ABLATION_COLORS,
+        label="held-out CodeTextbook",
+    )
+    axes[0].bar(
+        x + width / 2,
+        [row["exercises_heldout_loss"] for row in rows],
+        width,
+        color=ABLATION_COLORS,
+        alpha=0.5,
+        hatch="//",
+        label="held-out exercises",
+    )
+    axes[0].set_title("ours: held-out loss (lower is better)")
+    axes[0].set_ylabel("nats per token")
+    axes[0].legend(fontsize=8)
+
+    exercises = [100 * row["exercises_pass@1"] for row in rows]
+    humaneval = [100 * row.get("humaneval_pass@1", float("nan")) for row in rows]
+    axes[1].bar(x - width / 2, exercises, width, color=ABLATION_COLORS, label="held-out exercises")
+    axes[1].bar(
+        x + width / 2,
+        humaneval,
+        width,
+        color=ABLATION_COLORS,
+        alpha=0.5,
+        hatch="//",
+        label="HumanEval",
+    )
+    axes[1].set_title("ours: pass@1 (%)")
+    axes[1].legend(fontsize=8)
+
+    paper = [row["humaneval"] for row in FILTER_ABLATION_350M] + [
+        PHI1_FAMILY["phi-1-small"]["humaneval"]
+    ]
+    axes[2].bar(x, paper, 0.6, color=ABLATION_COLORS)
+    for xi, value in zip(x, paper, strict=True):
+        axes[2].annotate(f"{value:g}", (xi, value), ha="center", va="bottom", fontsize=9)
+    axes[2].set_title("paper, 350M: HumanEval pass@1 (%)")
+    for ax in axes:
+        ax.set_xticks(x, [label.replace(" ", "\n", 1) for label in labels], fontsize=8)
+    fig.tight_layout()
+    return fig

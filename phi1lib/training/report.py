@@ -1,0 +1,231 @@
+"""Tables for chapters 4 and 5: our presets and recipe beside the paper's, and the runs' results.
+
+Every number in these tables is either computed here from our configuration and artifacts, or
+taken from ``phi1lib.paper`` (the paper's own numbers, with their sources); the column names say
+which is which. Introduced in chapter 4.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from phi1lib.paper import ARCHITECTURE, FILTER_ABLATION_350M, HYPERPARAMETERS, PHI1_FAMILY
+from phi1lib.profiles import Profile, load_profile
+from phi1lib.training.presets import (
+    PHI1_VOCAB_SIZE,
+    build_config,
+    get_preset,
+    parameter_counts,
+)
+
+PAPER_SIZES = {"phi-1": "1.3B", "phi-1-small": "350M"}
+
+
+def preset_table(profiles: Iterable[str] = ("smoke", "tiny", "gpu", "phi-1-small", "phi-1")):
+    """One row per profile's model: sizes and parameter counts computed from the configuration.
+
+    The vocabulary is the profile's (its tokenizer size rounded up, or 51,200), so the counts are
+    those of the model the profile trains. Chapter 4.
+    """
+    rows = []
+    for name in profiles:
+        profile = load_profile(name, use_env=False)
+        preset = get_preset(profile.model.preset)
+        vocab = int(profile.model.vocab_size) or _rounded(profile.tokenizer.vocab_size)
+        counts = parameter_counts(build_config(preset, vocab))
+        rows.append(
+            {
+                "profile": name,
+                "layers": preset.layers,
+                "width": preset.hidden,
+                "MLP": preset.mlp,
+                "heads x dim": f"{preset.heads} x {preset.head_dim}",
+                "rotary dims": preset.rotary_dim,
+                "vocabulary": vocab,
+                "non-embedding params": _millions(counts["non_embedding"]),
+                "total params": _millions(counts["total"]),
+                "paper says": PAPER_SIZES.get(name, ""),
+            }
+        )
+    return pd.DataFrame(rows).set_index("profile")
+
+
+def _rounded(size: int) -> int:
+    return -(-int(size) // 64) * 64
+
+
+def _millions(count: int) -> str:
+    return f"{count / 1e6:,.1f}M" if count < 1e9 else f"{count / 1e9:.3f}B"
+
+
+def paper_architecture_check() -> pd.DataFrame:
+    """The paper's stated sizes (``phi1lib.paper``) beside our presets' (chapter 4)."""
+    rows = []
+    for name, stated in ARCHITECTURE.items():
+        preset = get_preset(name)
+        ours = {
+            "layers": preset.layers,
+            "hidden": preset.hidden,
+            "mlp": preset.mlp,
+            "heads": preset.heads,
+            "head_dim": preset.head_dim,
+            "rotary_dim": preset.rotary_dim,
+        }
+        for key, value in stated.items():
+            rows.append(
+                {"model": name, "field": key, "paper": f"{value:,}", "our preset": f"{ours[key]:,}"}
+            )
+    for name in ARCHITECTURE:
+        total = parameter_counts(build_config(name, PHI1_VOCAB_SIZE))["total"]
+        rows.append(
+            {
+                "model": name,
+                "field": "parameters",
+                "paper": PAPER_SIZES[name],
+                "our preset": f"{total:,}",
+            }
+        )
+    return pd.DataFrame(rows).set_index(["model", "field"])
+
+
+_RECIPE_FIELDS = (
+    ("global batch (sequences)", "global_batch", "global_batch_sequences"),
+    ("sequence length", "seq_len", "seq_len"),
+    ("peak learning rate", "lr", "peak_lr"),
+    ("warmup steps", "warmup_steps", "warmup_steps"),
+    ("weight decay", "weight_decay", "weight_decay"),
+    ("dropout", "dropout", "dropout"),
+    ("precision", "precision", "precision"),
+)
+
+
+def recipe_table(phase: str, profiles: Iterable[Profile | str] = ("tiny", "phi-1")) -> pd.DataFrame:
+    """A training phase's hyperparameters: the paper's (``phi1lib.paper``) beside our profiles'.
+
+    ``phase`` is ``"pretrain"`` or ``"finetune"``; ``profiles`` are loaded profiles or names
+    (the same profile twice is shown once). Chapters 4 and 5.
+    """
+    paper = HYPERPARAMETERS[phase]
+    loaded: dict[str, Profile] = {}
+    for item in profiles:
+        profile = item if isinstance(item, Profile) else load_profile(item, use_env=False)
+        loaded.setdefault(profile.name, profile)
+    loaded = list(loaded.values())
+    rows = []
+    for label, ours, theirs in _RECIPE_FIELDS:
+        row = {"": label, "paper": paper[theirs]}
+        for profile in loaded:
+            row[f"profile {profile.name}"] = profile.section(phase)[ours]
+        rows.append(row)
+    steps = paper.get("steps_kept", paper.get("steps"))
+    rows.append(
+        {
+            "": "steps",
+            "paper": steps,
+            **{f"profile {p.name}": p.section(phase)["steps"] for p in loaded},
+        }
+    )
+    rows.append(
+        {
+            "": "tokens seen",
+            "paper": f"{steps * paper['global_batch_sequences'] * paper['seq_len'] / 1e9:.1f}B",
+            **{f"profile {p.name}": _tokens(p, phase) for p in loaded},
+        }
+    )
+    return pd.DataFrame(rows).set_index("")
+
+
+def _tokens(profile: Profile, phase: str) -> str:
+    section = profile.section(phase)
+    tokens = section["steps"] * section["global_batch"] * section["seq_len"]
+    return f"{tokens / 1e9:.1f}B" if tokens >= 1e9 else f"{tokens / 1e6:.2f}M"
+
+
+def run_summary(artifacts: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per training artifact: tokens, final losses, speed, MFU (chapters 4 and 5)."""
+    rows = []
+    for label, artifact in artifacts.items():
+        summary = artifact.json("training.json")
+        rows.append(
+            {
+                "run": label,
+                "steps": summary["steps"],
+                "tokens": f"{summary['tokens'] / 1e6:.2f}M",
+                "epochs": round(summary["epochs"], 2),
+                "final train loss": round(summary["final_loss"], 3),
+                "final held-out loss": round(summary["final_heldout_loss"], 3),
+                "tokens/s": f"{summary['tokens_per_s']:,.0f}",
+                "MFU": f"{summary['mfu']:.0%}",
+                "train time (s)": round(summary["train_seconds"], 1),
+                "device": summary["device"],
+                "attention": summary["attention"],
+                "compiled": summary["compiled"],
+            }
+        )
+    return pd.DataFrame(rows).set_index("run")
+
+
+def ablation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The ablation's scores, with the paper's 350M HumanEval numbers beside ours (chapter 4).
+
+    The paper's rows (``FILTER_ABLATION_350M`` and phi-1-small) are HumanEval pass@1 of a 350M
+    model after 26-76B tokens; ours are a CPU-sized model after a few million. The paper trained
+    (a) for 96k steps and (b), (c) for 36k; ours train every pretraining run for the same tokens.
+    """
+    paper = [row["humaneval"] for row in FILTER_ABLATION_350M] + [
+        PHI1_FAMILY["phi-1-small"]["humaneval"]
+    ]
+    table = []
+    for row, paper_humaneval in zip(rows, paper, strict=True):
+        table.append(
+            {
+                "run": row["run"],
+                "pretraining tokens": f"{row['pretrain_tokens'] / 1e6:.2f}M",
+                "fine-tuning tokens": (
+                    f"{row['finetune_tokens'] / 1e6:.2f}M" if row["finetune_tokens"] else "-"
+                ),
+                "held-out CodeTextbook loss": round(row["codetextbook_heldout_loss"], 3),
+                "held-out exercises loss": round(row["exercises_heldout_loss"], 3),
+                "held-out exercises pass@1 (%)": round(100 * row["exercises_pass@1"], 1),
+                "HumanEval pass@1 (%)": (
+                    round(100 * row["humaneval_pass@1"], 1) if "humaneval_pass@1" in row else "-"
+                ),
+                "paper: HumanEval (%), 350M": paper_humaneval,
+            }
+        )
+    return pd.DataFrame(table).set_index("run")
+
+
+def read_sweep(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The preset sweep recorded by ``benchmarks/bench_training_sweep.py`` and its provenance."""
+    data = json.loads(Path(path).read_text())
+    frame = pd.DataFrame(data["rows"]).sort_values("heldout_bits_per_byte").set_index("candidate")
+    provenance = {key: value for key, value in data.items() if key != "rows"}
+    return frame, provenance
+
+
+def side_by_side(record: Mapping[str, Any], columns: Mapping[str, str]) -> str:
+    """HTML: one held-out exercise's prompt, then each model's completion in its own column.
+
+    ``columns`` maps a heading to the stage whose completion it shows; each column says whether
+    the completion passed the exercise's tests. Chapter 5.
+    """
+    from html import escape
+
+    cells = []
+    for heading, stage in columns.items():
+        answer = record[stage]
+        verdict = "passes its tests" if answer["passed"] else f"fails ({answer['status']})"
+        cells.append(
+            f"<td style='vertical-align:top'><b>{escape(heading)}</b>: {escape(verdict)}"
+            f"<pre>{escape(answer['completion']) or '(empty)'}</pre></td>"
+        )
+    return (
+        f"<p><b>{escape(record['task_id'])}</b></p><pre>{escape(record['prompt'])}</pre>"
+        f"<table><tr>{''.join(cells)}</tr></table>"
+    )
