@@ -207,3 +207,35 @@ def test_cli_canonical_and_model(tiny_model_dir, tmp_path, capsys):
     assert "--n 5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", "new", "--canonical", "--model", str(tiny_model_dir)])
+
+
+@pytest.mark.gpu
+def test_generation_and_grading_on_a_gpu(tiny_model_dir):
+    """On CUDA the model loads in bfloat16 (or float16) and the harness runs unchanged."""
+    model, tokenizer = load_model(tiny_model_dir)
+    assert model.device.type == "cuda" and model.dtype in (torch.bfloat16, torch.float16)
+    report = evaluate_model(
+        (model, tokenizer),
+        "new",
+        limit=4,
+        settings=SamplingSettings(max_new_tokens=16, batch_size=4),
+        progress=False,
+    )
+    assert report.generation["device"].startswith("cuda")
+    assert report.summary["problems"] == 4 and sum(report.summary["statuses"].values()) == 4
+
+
+def test_cpu_threads_are_set_for_generation_and_restored(tiny_model):
+    model, tokenizer = tiny_model
+    before = torch.get_num_threads()
+    seen = []
+    handle = model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    try:
+        generate_completions(
+            model, tokenizer, ["def f():\n"], ["\ndef "],
+            SamplingSettings(max_new_tokens=2, cpu_threads=1), progress=False,
+        )  # fmt: skip
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before

@@ -66,6 +66,7 @@ def _eval(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens or config.max_new_tokens,
             batch_size=config.batch_size,
             seed=config.seed,
+            cpu_threads=config.cpu_threads,
         )
         report = evaluate_model(
             args.model,

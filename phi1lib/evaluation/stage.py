@@ -53,6 +53,7 @@ def sampling_settings(profile: Profile) -> tuple[SamplingSettings, list[int]]:
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
         seed=config.seed,
+        cpu_threads=config.cpu_threads,
     )
     return settings, [k for k in (1, 10, 100) if k <= n]
 
