@@ -36,17 +36,50 @@ def test_forest_learns_a_separable_signal_and_refuses_one_class():
     features = rng.normal(size=(300, 16)).astype(np.float32)
     labels = (features[:, 0] + 0.3 * rng.normal(size=300) > 0.8).astype(int)
     trained = classifier.train_classifier(
-        features, labels, n_estimators=60, test_fraction=0.25, threshold=0.5, seed=0, n_jobs=1
+        features,
+        labels,
+        n_estimators=60,
+        test_fraction=0.25,
+        threshold=0.5,
+        choose_threshold=True,
+        seed=0,
+        n_jobs=1,
     )
     assert trained.metrics["test"] == 75 and trained.metrics["train"] == 225
     assert trained.metrics["roc_auc"] > 0.9
     assert set(trained.train_index) | set(trained.test_index) == set(range(300))
+    # The threshold is chosen on out-of-bag scores, which are honest: no better than held-out.
+    assert trained.threshold == classifier.best_f1_threshold(
+        labels[trained.train_index], trained.oob_proba
+    )
+    in_sample = classifier.educational_probability(trained.model, features[trained.train_index])
+    oob_auc = classifier.evaluate(labels[trained.train_index], trained.oob_proba, 0.5)["roc_auc"]
+    assert (
+        oob_auc < 0.99 < classifier.evaluate(labels[trained.train_index], in_sample, 0.5)["roc_auc"]
+    )
+    fixed = classifier.train_classifier(
+        features,
+        labels,
+        n_estimators=20,
+        test_fraction=0.25,
+        threshold=0.3,
+        choose_threshold=False,
+        seed=0,
+        n_jobs=1,
+    )
+    assert fixed.threshold == fixed.metrics["threshold"] == 0.3
     sweep = classifier.threshold_sweep(labels[trained.test_index], trained.test_proba, [0.1, 0.9])
     assert sweep[0]["kept_fraction"] >= sweep[1]["kept_fraction"]
     assert sweep[0]["recall"] >= sweep[1]["recall"]
     with pytest.raises(classifier.LabelError, match="judge.sample_size"):
         classifier.train_classifier(
-            features, np.zeros(300, int), n_estimators=5, test_fraction=0.25, threshold=0.5, seed=0
+            features,
+            np.zeros(300, int),
+            n_estimators=5,
+            test_fraction=0.25,
+            threshold=0.5,
+            choose_threshold=True,
+            seed=0,
         )
 
 
@@ -130,6 +163,9 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     assert metrics["train"] + metrics["test"] == judged.counts["labelled"]
     assert 0 <= metrics["accuracy"] <= 1 and len(metrics["sweep"]) == 19
     assert sum(map(sum, metrics["confusion"])) == metrics["test"]
+    assert 0 < metrics["threshold"] < 1 and metrics["threshold_rule"].startswith("max F1")
+    training = artifacts["edu_classifier"].json("training.json")
+    assert len(training["raw_index"]) == metrics["train"]
 
     filtered = artifacts["filtered_code"]
     kept = filtered.dataset()
@@ -137,8 +173,12 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     assert len(scores) == len(raw_data)
     assert filtered.counts["files"] == len(kept) == sum(scores["kept"])
     assert filtered.counts["tokens"] == sum(kept["tokens"]) <= raw.counts["tokens"]
-    assert min(kept["edu_score"], default=1.0) >= profile.classifier.threshold
+    assert min(kept["edu_score"], default=1.0) >= metrics["threshold"]
     assert "text" in kept.column_names
+    # Files the forest learned from carry their out-of-bag scores, not in-sample ones.
+    by_index = dict(zip(training["raw_index"], training["edu_score"], strict=True))
+    assert all(scores[i]["edu_score"] == score for i, score in by_index.items())
+    assert sum(scores["trained_on"]) == metrics["train"]
 
 
 def test_stages_are_reproducible_and_cached(smoke_run):

@@ -9,12 +9,15 @@ Labels are binary: educational when the judge's 0-5 score is at least 3. The for
 classes equally (``class_weight="balanced"``), because most real code is not educational and an
 unweighted forest learns to say "no". It is trained on a stratified part of the judged sample and
 evaluated on the held-out rest: accuracy, ROC AUC, and precision, recall and the confusion
-matrix at the profile's threshold on the predicted probability. Introduced in chapter 1.
+matrix at the keep threshold on the predicted probability. The threshold is either the
+profile's, or chosen on the training files alone (the F1-best on their out-of-bag scores).
+Introduced in chapter 1.
 """
 
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +32,18 @@ class LabelError(ValueError):
 
 @dataclass
 class TrainedClassifier:
-    """A fitted forest, the split it was evaluated on, and the held-out predictions."""
+    """A fitted forest, its threshold, the split it was evaluated on, and honest scores.
+
+    ``test_proba`` scores the held-out files; ``oob_proba`` scores each training file with only
+    the trees that did not see it during training (out of bag), so that neither is inflated by
+    the forest having learned that very file.
+    """
 
     model: Any
+    threshold: float
     train_index: np.ndarray
     test_index: np.ndarray
+    oob_proba: np.ndarray
     test_proba: np.ndarray
     metrics: dict[str, Any]
 
@@ -89,6 +99,19 @@ def threshold_sweep(
     return rows
 
 
+THRESHOLD_GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
+
+
+def best_f1_threshold(y_true: Sequence[int], proba: Sequence[float]) -> float:
+    """The threshold of ``THRESHOLD_GRID`` with the highest F1 (the lowest one if tied)."""
+    from sklearn.metrics import f1_score
+
+    y_true = np.asarray(y_true, dtype=int)
+    proba = np.asarray(proba, dtype=float)
+    scores = [f1_score(y_true, proba >= t, zero_division=0) for t in THRESHOLD_GRID]
+    return float(THRESHOLD_GRID[int(np.argmax(scores))])
+
+
 def train_classifier(
     features: np.ndarray,
     labels: Sequence[int],
@@ -96,13 +119,16 @@ def train_classifier(
     n_estimators: int,
     test_fraction: float,
     threshold: float,
+    choose_threshold: bool,
     seed: int,
     n_jobs: int = -1,
 ) -> TrainedClassifier:
     """Fit a random forest on a stratified part of the judged sample and score the rest.
 
-    Raises :class:`LabelError` when the sample has a single class or a class with fewer than two
-    members (a split and a forest need both classes): judge more files. (chapter 1)
+    With ``choose_threshold`` the keep threshold is the one that maximises F1 on the
+    out-of-bag scores of the training files, so the held-out files stay unseen by every choice
+    made; otherwise it is ``threshold``. Raises :class:`LabelError` when the sample has a single
+    class or a class with fewer than two members: judge more files. (chapter 1)
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import train_test_split
@@ -120,18 +146,35 @@ def train_classifier(
     train_index, test_index = train_test_split(
         index, test_size=test_fraction, random_state=seed, stratify=labels
     )
+    train_index = np.sort(train_index)
     model = RandomForestClassifier(
-        n_estimators=n_estimators, class_weight="balanced", random_state=seed, n_jobs=n_jobs
+        n_estimators=n_estimators,
+        class_weight="balanced",
+        oob_score=True,
+        random_state=seed,
+        n_jobs=n_jobs,
     )
-    model.fit(features[train_index], labels[train_index])
+    with warnings.catch_warnings():  # with few trees some files are never out of bag: handled
+        warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
+        model.fit(features[train_index], labels[train_index])
+    oob = model.oob_decision_function_[:, list(model.classes_).index(1)]
+    unseen = np.isnan(oob)  # a file every tree saw (only with very few trees)
+    oob[unseen] = educational_probability(model, features[train_index][unseen])
+    oob_proba = oob.astype(np.float32)
+    if choose_threshold:
+        threshold = best_f1_threshold(labels[train_index], oob_proba)
     test_proba = educational_probability(model, features[test_index])
     metrics = {
         "train": int(len(train_index)),
         "test": int(len(test_index)),
         "train_positive_rate": float(labels[train_index].mean()),
+        "threshold_rule": "max F1 on out-of-bag scores" if choose_threshold else "profile",
+        "oob": evaluate(labels[train_index], oob_proba, threshold),
         **evaluate(labels[test_index], test_proba, threshold),
     }
-    return TrainedClassifier(model, np.sort(train_index), test_index, test_proba, metrics)
+    return TrainedClassifier(
+        model, threshold, train_index, test_index, oob_proba, test_proba, metrics
+    )
 
 
 def educational_probability(model: Any, features: np.ndarray) -> np.ndarray:

@@ -63,7 +63,7 @@ class QualityFilter:
 
     @classmethod
     def from_profile(cls, profile: Any) -> QualityFilter:
-        """The profile's trained filter, training it through the run store if it has none."""
+        """The profile's trained filter and its threshold, trained first if the store has none."""
         from phi1lib import pipeline
 
         artifact = pipeline.run("edu_classifier", profile)
@@ -74,9 +74,8 @@ class QualityFilter:
             max_chunks=embed["max_chunks"],
             batch_size=embed["batch_size"],
         )
-        return cls(
-            embedder, load_classifier(artifact.file(MODEL_FILE)), profile.classifier.threshold
-        )
+        threshold = artifact.json("metrics.json")["threshold"]
+        return cls(embedder, load_classifier(artifact.file(MODEL_FILE)), threshold)
 
     def score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         return educational_probability(self.model, embeddings)

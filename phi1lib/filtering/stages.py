@@ -235,6 +235,7 @@ def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
         n_estimators=settings["n_estimators"],
         test_fraction=settings["test_fraction"],
         threshold=settings["threshold"],
+        choose_threshold=settings["choose_threshold"],
         seed=settings["seed"],
     )
     forest.save_classifier(trained.model, ctx.out / MODEL_FILE)
@@ -246,19 +247,25 @@ def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
             "sweep": forest.threshold_sweep(test_labels, trained.test_proba, SWEEP),
         },
     )
-    _write_json(
-        ctx.out / "heldout.json",
-        {
-            "raw_index": index[trained.test_index].tolist(),
-            "judge_score": np.asarray(labelled["score"])[trained.test_index].tolist(),
-            "educational": test_labels.tolist(),
-            "edu_score": [round(float(p), 6) for p in trained.test_proba],
-        },
-    )
+    scores = np.asarray(labelled["score"])
+    for name, rows, proba in (
+        ("heldout.json", trained.test_index, trained.test_proba),
+        ("training.json", trained.train_index, trained.oob_proba),
+    ):
+        _write_json(
+            ctx.out / name,
+            {
+                "raw_index": index[rows].tolist(),
+                "judge_score": scores[rows].tolist(),
+                "educational": labels[rows].tolist(),
+                "edu_score": [round(float(p), 6) for p in proba],
+            },
+        )
     metrics = trained.metrics
     return {
         "train": metrics["train"],
         "test": metrics["test"],
+        "threshold": trained.threshold,
         "accuracy": round(metrics["accuracy"], 4),
         "roc_auc": None if metrics["roc_auc"] is None else round(metrics["roc_auc"], 4),
         "precision": round(metrics["precision"], 4),
@@ -267,16 +274,25 @@ def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
 
 
 def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
-    """Score every ``raw_code`` file and keep those at or above the threshold."""
+    """Score every ``raw_code`` file and keep those at or above the classifier's threshold.
+
+    A file the forest was trained on gets its out-of-bag score (from the trees that did not
+    see it), so that the training files are not favoured over the rest of the corpus.
+    """
     from datasets import Dataset
 
     raw = ctx.inputs["raw_code"].dataset()
     embeddings = np.load(ctx.inputs["code_embeddings"].file("embeddings.npy"))
-    model = forest.load_classifier(ctx.inputs["edu_classifier"].file(MODEL_FILE))
-    threshold = ctx.profile.classifier.threshold
+    classifier_artifact = ctx.inputs["edu_classifier"]
+    model = forest.load_classifier(classifier_artifact.file(MODEL_FILE))
+    threshold = classifier_artifact.json("metrics.json")["threshold"]
     scores = forest.educational_probability(model, embeddings)
+    training = classifier_artifact.json("training.json")
+    scores[training["raw_index"]] = training["edu_score"]
     kept_mask = scores >= threshold
     rounded = [round(float(s), 6) for s in scores]
+    trained_on = np.zeros(len(raw), dtype=bool)
+    trained_on[training["raw_index"]] = True
     Dataset.from_dict(
         {
             "path": raw["path"],
@@ -284,6 +300,7 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
             "tokens": raw["tokens"],
             "edu_score": rounded,
             "kept": kept_mask.tolist(),
+            "trained_on": trained_on.tolist(),
         }
     ).save_to_disk(str(ctx.out / "scores"))
     kept_index = np.flatnonzero(kept_mask).tolist()
@@ -340,7 +357,7 @@ EDU_CLASSIFIER = Stage(
 FILTERED_CODE = Stage(
     "filtered_code",
     build_filtered_code,
-    lambda p: {"threshold": p.classifier.threshold},
+    lambda p: {},  # everything it depends on comes from its inputs
     needs=("raw_code", "code_embeddings", "edu_classifier"),
     description="Every raw_code file scored; the educational ones kept, with edu_score.",
 )
