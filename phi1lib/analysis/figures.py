@@ -35,7 +35,7 @@ def plot_rates(rows: Sequence[Mapping[str, Any]], key: str = "category", ax=None
             width,
             label=model,
             color=_MODEL_COLORS[number % len(_MODEL_COLORS)],
-            yerr=[rates - low, high - rates],
+            yerr=[np.clip(rates - low, 0, None), np.clip(high - rates, 0, None)],
             capsize=3,
             error_kw={"elinewidth": 1, "alpha": 0.7},
         )
@@ -55,9 +55,8 @@ def plot_differences(rows: Sequence[Mapping[str, Any]], ax=None):
     low = np.array([100 * row["low"] for row in rows])
     high = np.array([100 * row["high"] for row in rows])
     ys = np.arange(len(rows))[::-1]
-    ax.errorbar(
-        centre, ys, xerr=[centre - low, high - centre], fmt="o", color=OURS_COLOR, capsize=3
-    )
+    errors = [np.clip(centre - low, 0, None), np.clip(high - centre, 0, None)]
+    ax.errorbar(centre, ys, xerr=errors, fmt="o", color=OURS_COLOR, capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(ys, labels)
     ax.set_xlim(-100, 100)

@@ -38,7 +38,8 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # Rounding can put an end a hair past p (2.8e-17 for 0/6); the interval always holds p.
+    return (min(max(0.0, centre - half), p), max(min(1.0, centre + half), p))
 
 
 def paired_bootstrap_difference(

@@ -122,8 +122,13 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
         for outcome in outcomes:
             handle.write(json.dumps(outcome.to_dict()) + "\n")
     summary = {
+        # Only what the data determines: 'phi1 verify' rebuilds the stage and compares bytes.
         "models": {
-            label: {"path": str(path), **done[label]["costs"]} for label, path in models.items()
+            label: {
+                "parameters": done[label]["costs"]["generation"]["parameters"],
+                "new_tokens": done[label]["costs"]["generation"]["new_tokens"],
+            }
+            for label in models
         },
         "judged": _judged(profile),
         "by_category": rates_by(outcomes, "category"),
@@ -141,9 +146,15 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
     }
     _write_json(ctx.out / "summary.json", summary)
     resume.unlink(missing_ok=True)
+    # What the build cost goes to the manifest's counts, beside what it found.
     counts: dict[str, Any] = {"probes": len(probes), "models": len(models)}
     for label in models:
         counts[f"passed {label}"] = sum(o.passed for o in outcomes if o.model == label)
+        generation = done[label]["costs"]["generation"]
+        counts[f"generation s {label}"] = generation["wall_time_s"]
+        counts[f"tokens/s {label}"] = generation["tokens_per_s"]
+        if "judge" in done[label]["costs"]:
+            counts[f"judge tokens {label}"] = done[label]["costs"]["judge"]["tokens"]
     return counts
 
 
@@ -152,7 +163,7 @@ PROBES = Stage(
     build=build_probes,
     config=_probes_config,
     needs=("pretrain", "finetune"),
-    version=1,
+    version=2,
     description="the probe suite of chapter 7 on the base and the fine-tuned model",
 )
 
