@@ -9,8 +9,9 @@ Labels are binary: educational when the judge's 0-5 score is at least 3. The for
 classes equally (``class_weight="balanced"``), because most real code is not educational and an
 unweighted forest learns to say "no". It is trained on a stratified part of the judged sample and
 evaluated on the held-out rest: accuracy, ROC AUC, and precision, recall and the confusion
-matrix at the keep threshold on the predicted probability. The threshold is either the
-profile's, or chosen on the training files alone (the F1-best on their out-of-bag scores).
+matrix at the keep threshold on the predicted probability. The threshold is either fixed in the
+profile, or chosen on the training files alone so that the filter keeps the share of files the
+judge called educational.
 Introduced in chapter 1.
 """
 
@@ -99,17 +100,17 @@ def threshold_sweep(
     return rows
 
 
-THRESHOLD_GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
+THRESHOLD_RULES = ("judge_rate", "fixed")
 
 
-def best_f1_threshold(y_true: Sequence[int], proba: Sequence[float]) -> float:
-    """The threshold of ``THRESHOLD_GRID`` with the highest F1 (the lowest one if tied)."""
-    from sklearn.metrics import f1_score
+def judge_rate_threshold(y_true: Sequence[int], proba: Sequence[float]) -> float:
+    """The score above which lies the same share of files as the judge called educational.
 
-    y_true = np.asarray(y_true, dtype=int)
-    proba = np.asarray(proba, dtype=float)
-    scores = [f1_score(y_true, proba >= t, zero_division=0) for t in THRESHOLD_GRID]
-    return float(THRESHOLD_GRID[int(np.argmax(scores))])
+    If the judge found 20% of its sample educational, the threshold keeps the best-scored 20%
+    (of the files given, here the training files by their out-of-bag scores). (chapter 1)
+    """
+    rate = float(np.mean(np.asarray(y_true, dtype=int)))
+    return float(np.quantile(np.asarray(proba, dtype=float), 1.0 - rate))
 
 
 def train_classifier(
@@ -118,21 +119,26 @@ def train_classifier(
     *,
     n_estimators: int,
     test_fraction: float,
+    threshold_rule: str,
     threshold: float,
-    choose_threshold: bool,
     seed: int,
     n_jobs: int = -1,
 ) -> TrainedClassifier:
     """Fit a random forest on a stratified part of the judged sample and score the rest.
 
-    With ``choose_threshold`` the keep threshold is the one that maximises F1 on the
-    out-of-bag scores of the training files, so the held-out files stay unseen by every choice
-    made; otherwise it is ``threshold``. Raises :class:`LabelError` when the sample has a single
-    class or a class with fewer than two members: judge more files. (chapter 1)
+    ``threshold_rule`` ``"judge_rate"`` keeps the share of files the judge called educational
+    (:func:`judge_rate_threshold` on the training files' out-of-bag scores, so the held-out files
+    play no part in any choice); ``"fixed"`` uses ``threshold``. Raises :class:`LabelError`
+    when the sample has a single class or a class with fewer than two members: judge more
+    files. (chapter 1)
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import train_test_split
 
+    if threshold_rule not in THRESHOLD_RULES:
+        raise ValueError(
+            f"classifier.threshold_rule must be one of {THRESHOLD_RULES}, not {threshold_rule!r}"
+        )
     labels = np.asarray(labels, dtype=int)
     if len(features) != len(labels):
         raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
@@ -161,14 +167,14 @@ def train_classifier(
     unseen = np.isnan(oob)  # a file every tree saw (only with very few trees)
     oob[unseen] = educational_probability(model, features[train_index][unseen])
     oob_proba = oob.astype(np.float32)
-    if choose_threshold:
-        threshold = best_f1_threshold(labels[train_index], oob_proba)
+    if threshold_rule == "judge_rate":
+        threshold = judge_rate_threshold(labels[train_index], oob_proba)
     test_proba = educational_probability(model, features[test_index])
     metrics = {
         "train": int(len(train_index)),
         "test": int(len(test_index)),
         "train_positive_rate": float(labels[train_index].mean()),
-        "threshold_rule": "max F1 on out-of-bag scores" if choose_threshold else "profile",
+        "threshold_rule": threshold_rule,
         "oob": evaluate(labels[train_index], oob_proba, threshold),
         **evaluate(labels[test_index], test_proba, threshold),
     }

@@ -234,8 +234,8 @@ def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
         labels,
         n_estimators=settings["n_estimators"],
         test_fraction=settings["test_fraction"],
+        threshold_rule=settings["threshold_rule"],
         threshold=settings["threshold"],
-        choose_threshold=settings["choose_threshold"],
         seed=settings["seed"],
     )
     forest.save_classifier(trained.model, ctx.out / MODEL_FILE)
