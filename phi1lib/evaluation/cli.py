@@ -90,7 +90,7 @@ def _eval(args: argparse.Namespace) -> int:
                 report,
                 load_benchmark(args.benchmark, args.limit),
                 profile,
-                cache_dir=default_runs_root() / profile.name / ".judge-cache",
+                cache_dir=default_runs_root() / profile.name / "judge-cache",
             )
     if args.out:
         report.write(Path(args.out))
