@@ -190,3 +190,23 @@ def test_offline_teacher_refuses_the_judge_and_grades_come_back_empty(tmp_path):
     assert grades == [None, None]
     assert report.counts["ok"] == 0 and report.counts["failed"] == 2
     assert "unknown task" in report.results[0].error
+
+
+def test_add_judge_grades_puts_grades_and_score_into_a_report(tmp_path, monkeypatch):
+    from phi1lib.evaluation.grading import SampleResult
+    from phi1lib.evaluation.harness import add_judge_grades, evaluate_canonical
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    problems = load_new_problems(limit=2)
+    report = evaluate_canonical("new", problems=problems, progress=False)
+    report.results[1].samples[0] = SampleResult("    return 0\n", "failed", False)
+    with _JudgeServer() as server:
+        profile = load_profile(
+            "smoke",
+            {"teacher.endpoint": f"http://127.0.0.1:{server.port}/v1", "teacher.model": "judge"},
+        )
+        job = add_judge_grades(report, problems, profile, cache_dir=tmp_path)
+    assert [r.judge_grade for r in report.results] == [10, 2]
+    assert report.summary["judge_score"] == 60.0 and report.summary["judged_problems"] == 2
+    assert job["counts"]["ok"] == 2
+    assert report.per_problem()[0]["judge_grade"] == 10
