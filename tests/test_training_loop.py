@@ -222,3 +222,24 @@ def test_a_sigkilled_run_resumes_with_the_same_losses(corpus, tmp_path):
     reference_weights = load_file(tmp_path / "reference" / "final" / "model.safetensors")
     for name, tensor in reference_weights.items():
         assert torch.allclose(weights[name], tensor, atol=1e-6), name
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_training_on_a_gpu(corpus, tmp_path, precision):
+    # the CPU tests above cover the same loop in fp32; here autocast (and fp16's gradient
+    # scaler) take part, and the attention kernel is FlashAttention-2 when flash-attn is present
+    root = corpus["root"]
+    tokenizer = corpus["tokenizer"]
+    summary = train(
+        init=build_config("smoke", corpus["vocab"], eos_token_id=tokenizer.eos_token_id),
+        tokenizer=tokenizer,
+        train_data=PackedSequences(root / "train.bin", 64),
+        heldout_data=PackedSequences(root / "heldout.bin", 64),
+        settings=settings(steps=16, precision=precision, checkpoint_every=8),
+        workdir=tmp_path / precision,
+    )
+    frame = read_metrics(tmp_path / precision / "metrics.csv")
+    assert summary["precision"] == precision and summary["device"].startswith("cuda")
+    assert frame["loss"].iloc[-1] < frame["loss"].iloc[0] - 1.0
+    assert summary["attention"] in {"flash_attention_2", "sdpa"}
