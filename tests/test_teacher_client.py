@@ -337,3 +337,22 @@ def test_endpoints_from_profiles_read_the_key_from_the_named_variable(monkeypatc
         {"teacher.endpoint": "http://localhost:8000/v1", "teacher.api_key_env": "NO_SUCH_VAR"},
     )
     assert TeacherEndpoint.from_profile(vllm).kind == "openai-compatible"
+
+
+def test_answers_without_usage_are_charged_the_worst_case():
+    import asyncio
+
+    guard = BudgetGuard(model="m", prices=PriceTable(models={}), budget_tokens=100_000)
+    body = chat_body("m", _judge())
+
+    async def settle_three() -> None:
+        reported = await guard.reserve(guard.estimate(body, "a"))
+        await guard.settle(reported, {"prompt_tokens": 400, "completion_tokens": 20})
+        silent = await guard.reserve(guard.estimate(body, "b"))
+        await guard.settle(silent, None)
+        failed = await guard.reserve(guard.estimate(body, "c"))
+        await guard.settle(failed, None, billed=False)
+        assert guard.spent_tokens == 420 + silent.tokens
+
+    asyncio.run(settle_three())
+    assert guard.usage["m"]["requests"] == 2

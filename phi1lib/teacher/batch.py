@@ -215,9 +215,12 @@ class BatchRun:
         content = await self._with_retries(lambda: self.client.files.content(file_id), "download")
         return [line for line in content.text.splitlines() if line.strip()]
 
-    def _spend(self, index: int, usage: dict[str, int] | None) -> None:
+    def _spend(self, index: int, usage: dict[str, int] | None, billed: bool = False) -> None:
+        """Settle a line's reservation: its usage, the worst case if billed without one, or 0."""
         reservation = self.reservations.pop(index, None)
-        if reservation is not None:
+        if reservation is not None and billed and usage is None:
+            self.job.guard.charge_worst_case_now(reservation)
+        elif reservation is not None:
             self.job.guard.settle_now(reservation, usage)
         elif usage:  # a batch submitted by an earlier, interrupted run
             self.job.guard.record_spent(usage)
@@ -239,8 +242,8 @@ class BatchRun:
                 self.retry.add(index)
             return
         body = line.body
-        usage = body.get("usage")
-        self._spend(index, usage)
+        usage = body.get("usage") or None
+        self._spend(index, usage, billed=True)
         try:
             choice = body["choices"][0]
             content, finish = choice["message"].get("content"), choice.get("finish_reason")

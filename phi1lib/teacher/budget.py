@@ -86,10 +86,21 @@ def prompt_bytes(body: dict[str, Any]) -> int:
 
 @dataclass
 class Reservation:
-    tokens: int
+    """The worst case of one request, held against the budget while it is in flight."""
+
+    prompt_tokens: int
+    completion_tokens: int
     usd: float
     prompt_bytes: int
     messages: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_usage(self) -> dict[str, int]:
+        """The reservation as a usage record: what to charge when the endpoint reports none."""
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
 
 @dataclass
@@ -139,7 +150,7 @@ class BudgetGuard:
             + 3
         )
         usd = self.prices.cost(self.model, prompt, int(answer), batch=self.batch) or 0.0
-        return Reservation(prompt + int(answer), usd, size, len(body["messages"]))
+        return Reservation(prompt, int(answer), usd, size, len(body["messages"]))
 
     def _fits(self, reservation: Reservation) -> bool:
         if self.budget_tokens and (
@@ -217,13 +228,32 @@ class BudgetGuard:
             prompt = int(usage.get("prompt_tokens", 0))
             self._record(prompt, int(usage.get("completion_tokens", 0)))
             self._learn(reservation, prompt)
+        self._stop_if_over()
+
+    def _stop_if_over(self) -> None:
         if (self.budget_tokens and self.spent_tokens > self.budget_tokens) or (
             self.budget_usd and self.spent_usd > self.budget_usd
         ):
             self.stopped = True
 
-    async def settle(self, reservation: Reservation, usage: dict[str, int] | None) -> None:
-        self.settle_now(reservation, usage)
+    def charge_worst_case_now(self, reservation: Reservation) -> None:
+        """Settle an answer whose endpoint reported no usage: charge what was reserved."""
+        self._release_now(reservation)
+        self._record(reservation.prompt_tokens, reservation.completion_tokens)
+        self._stop_if_over()
+
+    async def settle(
+        self, reservation: Reservation, usage: dict[str, int] | None, *, billed: bool = True
+    ) -> None:
+        """Settle with the reported usage and wake requests waiting for room.
+
+        ``billed=False`` is for a request that failed (nothing was charged); a billed answer
+        without a usage report is charged the worst case, so that budgets still hold.
+        """
+        if billed and usage is None:
+            self.charge_worst_case_now(reservation)
+        else:
+            self.settle_now(reservation, usage if billed else None)
         if self.active and self._changed is not None:
             async with self._changed:
                 self._changed.notify_all()

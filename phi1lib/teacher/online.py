@@ -74,12 +74,12 @@ async def ask(job: TeacherJob, client: Any, index: int) -> TeacherResult:
                     wait = backoff_s(errors - 1, error, endpoint.retry_base_s, endpoint.retry_cap_s)
                     await asyncio.sleep(wait)
                     continue
-                await job.guard.settle(reservation, None)
+                await job.guard.settle(reservation, None, billed=False)
                 return job.failed(index, f"{describe(error)} (after {attempts} attempts)", attempts)
             except (AttributeError, LookupError, TypeError, ValueError) as error:
-                await job.guard.settle(reservation, None)
+                await job.guard.settle(reservation, None, billed=False)
                 return job.failed(index, f"unreadable response: {error!r}", attempts, via=VIA)
-        usage = completion.get("usage")
+        usage = completion.get("usage") or None  # none reported: charged the worst case
         await job.guard.settle(reservation, usage)
         answer: Answer = read_answer(request, content, choice.get("finish_reason"))
         last = job.answered(index, answer, usage, attempts, **_details(completion))
