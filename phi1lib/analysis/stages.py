@@ -86,6 +86,13 @@ def _models_cached(path: Path) -> dict[str, list[dict]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def progress_key(profile: Profile, models: Mapping[str, Path]) -> str:
+    """What finished models in the progress file must match to be reused after an interruption."""
+    return fingerprint(
+        {"config": _probes_config(profile), "models": {k: str(v) for k, v in models.items()}}
+    )
+
+
 def build_probes(ctx: StageContext) -> dict[str, Any]:
     """Answer, check (and grade) every probe with every model; write outcomes and tables."""
     profile = ctx.profile
@@ -98,9 +105,8 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
     }
     # Finished models survive an interruption: the next build starts with the missing ones.
     resume = ctx.store.root / ".probes-progress.json"
-    key = fingerprint(
-        {"config": _probes_config(profile), "models": {k: str(v) for k, v in models.items()}}
-    )
+    resume.parent.mkdir(parents=True, exist_ok=True)
+    key = progress_key(profile, models)
     done = _models_cached(resume).get(key, {})
     costs: dict[str, Any] = {}
     judge_cache = ctx.store.root / "teacher-cache" / "probes"
