@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import ast
 import warnings
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 _LITERAL_NODES = (
     ast.Constant,
@@ -60,9 +59,6 @@ class CodeProperties:
     @property
     def boilerplate_fraction(self) -> float:
         return self.boilerplate_statements / self.simple_statements if self.simple_statements else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "boilerplate_fraction": round(self.boilerplate_fraction, 4)}
 
 
 def _is_literal(node: ast.AST) -> bool:
