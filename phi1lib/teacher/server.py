@@ -173,9 +173,8 @@ async def serve(config: ServerConfig) -> None:
     print(f"http://{config.host}:{port}/v1", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # Windows has no signal handlers in asyncio: Ctrl-C raises KeyboardInterrupt there.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+    if sys.platform != "win32":  # Windows: Ctrl-C raises KeyboardInterrupt, terminate() kills
+        for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
