@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "phi1lib.evaluation.cli",
     "phi1lib.sandbox.cli",
     "phi1lib.training.run",
+    "phi1lib.analysis.cli",
 ]
 
 

@@ -280,3 +280,24 @@ def test_probes_stage_resumes_with_the_models_already_answered(tiny_model_dir, t
     summary = json.loads((out / "summary.json").read_text())
     overall = {row["category"]: row for row in summary["differences"]}["all"]
     assert overall["difference"] == -1.0 and overall["only_first"] == len(SUITE)
+
+
+def test_probes_command_prints_rates_and_writes_answers(
+    tiny_model_dir, tmp_path, runs_root, capsys
+):
+    from phi1lib.cli import main
+
+    out = tmp_path / "answers.jsonl"
+    status = main(
+        ["probes", str(tiny_model_dir), "--profile", "smoke", "--categories", "gui,counting",
+         "--label", "random", "--out", str(out)]
+    )  # fmt: skip
+    assert status == 0
+    printed = json.loads(capsys.readouterr().out)
+    categories = [row.get("category") for row in printed["by_category"]]
+    assert categories == ["gui", "counting", None]  # the last row is over all probes
+    assert printed["by_category"][-1]["probes"] == 10
+    answers = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(answers) == 10 and {a["model"] for a in answers} == {"random"}
+    with pytest.raises(SystemExit):
+        main(["probes", str(tiny_model_dir), "--categories", "graphics"])
