@@ -126,8 +126,9 @@ def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
 
     A model of a few million parameters generates one token with many tiny matrix products.
     With several threads each product waits at a barrier for all of them, and on a busy machine
-    (the sandbox's workers, other notebooks) those waits dominate: we measured a 1.7M-parameter
-    model generate 25x faster with one thread than with two on a loaded 2-core machine.
+    (the sandbox's workers, other notebooks) those waits dominate: on a 2-core machine at load
+    average 7, a 1.7M-parameter model generated 8 to 30 times faster with one thread than with
+    two (``benchmarks/bench_eval_generation.py`` measures it).
     """
     if device.type != "cpu" or threads <= 0:
         yield
