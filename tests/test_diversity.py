@@ -26,6 +26,9 @@ from phi1lib.analysis.diversity import (
     vendi_score,
 )
 
+# A hung sandbox or model load must fail the test, not stall the suite.
+pytestmark = pytest.mark.timeout(300)
+
 # Programs that share no structure: each is its own family at any sensible threshold.
 UNRELATED_PROGRAMS = [
     "def a(x):\n    return x\n",

@@ -34,6 +34,9 @@ from phi1lib.analysis.probes.suite import (
     load_suite,
 )
 
+# A hung sandbox or model load must fail the test, not stall the suite.
+pytestmark = pytest.mark.timeout(300)
+
 SUITE = load_suite()
 BY_ID = {probe.id: probe for probe in SUITE}
 
