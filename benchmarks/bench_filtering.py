@@ -76,6 +76,7 @@ def stage_rates(profile_name: str, n_files: int, n_judge: int) -> dict:
         labels,
         n_estimators=settings["n_estimators"],
         test_fraction=0.25,
+        threshold_rule=settings["threshold_rule"],
         threshold=settings["threshold"],
         seed=settings["seed"],
     )
