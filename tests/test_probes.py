@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -304,3 +307,77 @@ def test_probes_command_prints_rates_and_writes_answers(
     assert len(answers) == 10 and {a["model"] for a in answers} == {"random"}
     with pytest.raises(SystemExit):
         main(["probes", str(tiny_model_dir), "--categories", "graphics"])
+
+
+class _GradingServer:
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 that grades like a strict judge: 10 when
+    the candidate equals the correct answer, 1 otherwise (chapter 6's judge prompt format)."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+    async def _chat(self, request):
+        from aiohttp import web
+
+        body = await request.json()
+        self.requests.append(body)
+        user = body["messages"][-1]["content"]
+        reference = re.search(r"<reference>\n(.*)\n</reference>", user, re.S).group(1)
+        candidate = re.search(r"<code>\n(.*)\n</code>", user, re.S).group(1)
+        grade = 10 if candidate == reference else 1
+        message = {"role": "assistant", "content": json.dumps({"assessment": "-", "grade": grade})}
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55},
+            }
+        )
+
+    def _serve(self):
+        from aiohttp import web
+
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "the grading server did not start"
+        return self
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def test_answers_are_graded_through_the_teacher_client(tmp_path, monkeypatch):
+    from phi1lib.analysis.probes.runner import grade_completions
+    from phi1lib.profiles import load_profile
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    probes = [BY_ID["logic/bank-account"], BY_ID["chat/keep-even"], BY_ID["gui/pygame-grid"]]
+    answers = [probes[0].reference, "I would use a loop.", "    pass\n"]
+    with _GradingServer() as server:
+        endpoint = f"http://127.0.0.1:{server.port}/v1"
+        profile = load_profile("smoke", {"teacher.endpoint": endpoint, "teacher.model": "judge"})
+        grades, report = grade_completions(profile, probes, answers, tmp_path / "cache")
+    assert grades == [10.0, 1.0, 1.0]
+    assert report["counts"]["ok"] == 3 and len(server.requests) == 3
+    user = server.requests[1]["messages"][-1]["content"]
+    assert "Student:" in user and "keep_even" in user  # the judge sees the dialogue
