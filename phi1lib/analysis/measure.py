@@ -2,9 +2,10 @@
 
 The four datasets of the pipeline differ in size by orders of magnitude, and most diversity
 metrics grow or shrink with the number of items (a larger sample holds more distinct n-grams in
-total but a smaller share of them, and more room for Vendi score and clusters). So every dataset
-is measured on a deterministic sample of the same number of items, and distinct-n on the same
-number of n-grams. Introduced in chapter 8 ("Measuring diversity and redundancy").
+total but a smaller share of them, more room for Vendi score and clusters, and more chances for
+a function to meet its variants). So every dataset is measured on a deterministic sample of the
+same number of items (the smaller of ``max_items`` and the smallest dataset), the program shapes
+on the same number of functions, and distinct-n on the same number of n-grams. Introduced in chapter 8 ("Measuring diversity and redundancy").
 """
 
 from __future__ import annotations
@@ -112,12 +113,16 @@ def embedding_metrics(embeddings: np.ndarray, settings: DiversitySettings) -> di
     }
 
 
-def shape_metrics(texts: Sequence[str], settings: DiversitySettings) -> tuple[dict, dict]:
-    """Family counts of program shapes; the family sizes and the family count at each of
+def shape_metrics(
+    texts: Sequence[str], settings: DiversitySettings, max_functions: int | None = None
+) -> tuple[dict, dict]:
+    """Family counts of program shapes over at most ``max_functions`` sampled functions (the
+    settings' cap by default); the family sizes and the family count at each of
     :data:`THRESHOLDS` (for the chapter's figures)."""
     units, unparsable = functions_in(texts)
-    if len(units) > settings.max_functions:
-        keep = sorted(sample_indices(len(units), settings.max_functions, settings.seed))
+    limit = settings.max_functions if max_functions is None else max_functions
+    if len(units) > limit:
+        keep = sorted(sample_indices(len(units), limit, settings.seed))
         units = [units[i] for i in keep]
     clusters = cluster_variants(units, settings.ast_threshold, workers=settings.workers)
     summary = {
@@ -131,6 +136,13 @@ def shape_metrics(texts: Sequence[str], settings: DiversitySettings) -> tuple[di
         "by_threshold": {str(t): clusters.families_at(t) for t in THRESHOLDS},
     }
     return summary, sizes
+
+
+def common_function_count(samples: Sequence[Sequence[str]], settings: DiversitySettings) -> int:
+    """How many functions every sample can provide (capped by ``max_functions``): family
+    counts depend on how many functions are clustered, so each dataset gets the same number."""
+    found = [len(functions_in(texts)[0]) for texts in samples]
+    return min([settings.max_functions, *found])
 
 
 def topic_metrics(

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from phi1lib.analysis.measure import (
     DISTINCT_NS,
     DiversitySettings,
+    common_function_count,
     embedding_metrics,
     family_agreement,
     ngram_count,
@@ -235,16 +236,18 @@ def code_vectors(ctx: StageContext) -> dict[str, Any]:
 
 
 def build_diversity(ctx: StageContext) -> dict[str, Any]:
-    """Measure raw code, filtered code, textbooks and exercises on equal-size samples."""
+    """Measure raw code, filtered code, textbooks and exercises on equal-size samples (as many
+    items as the smallest dataset holds, at most ``diversity.max_items``)."""
     from phi1lib.embeddings import embed_texts
 
     settings = DiversitySettings.from_section(ctx.profile.section("diversity"))
     stored = code_vectors(ctx)
     samples: dict[str, tuple[list[str], list[str] | None, list[int]]] = {}
     known_families: dict[str, list[str]] = {}
-    for stage, label in DATASETS:
-        data = ctx.inputs[stage].dataset("data")
-        picked = sample_indices(len(data), settings.max_items, settings.seed)
+    data_of = {label: ctx.inputs[stage].dataset("data") for stage, label in DATASETS}
+    items = min([settings.max_items, *(len(data) for data in data_of.values())])
+    for label, data in data_of.items():
+        picked = sample_indices(len(data), items, settings.seed)
         rows = data.select(picked)
         labels = list(rows["topic"]) if "topic" in rows.column_names else None
         samples[label] = (list(rows["text"]), labels, picked)
@@ -254,16 +257,23 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
         [settings.max_ngrams]
         + [ngram_count(texts, max(DISTINCT_NS)) for texts, _, _ in samples.values()]
     )
+    functions = common_function_count([texts for texts, _, _ in samples.values()], settings)
     topics = topic_names()
     topic_vectors = embed_texts(topic_descriptions(), ctx.profile)
-    report: dict[str, Any] = {"settings": settings.to_dict(), "topics": topics, "datasets": {}}
+    report: dict[str, Any] = {
+        "settings": settings.to_dict(),
+        "items": items,
+        "functions": functions,
+        "topics": topics,
+        "datasets": {},
+    }
     families: dict[str, Any] = {}
     for label, (texts, labels, picked) in tqdm(samples.items(), desc="measuring datasets"):
         if label in stored:
             vectors = stored[label][picked]
         else:
             vectors = embed_texts(texts, ctx.profile, progress=True)
-        shapes, families[label] = shape_metrics(texts, settings)
+        shapes, families[label] = shape_metrics(texts, settings, functions)
         known = labels if labels is not None and set(labels) <= set(topics) else None
         report["datasets"][label] = {
             "items": len(texts),
@@ -288,6 +298,6 @@ DIVERSITY = Stage(
     build=build_diversity,
     config=_diversity_config,
     needs=(*(stage for stage, _ in DATASETS), "code_embeddings"),
-    version=4,
+    version=5,
     description="diversity and redundancy of every dataset of the pipeline (chapter 8)",
 )
