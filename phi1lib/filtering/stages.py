@@ -338,6 +338,7 @@ CODE_JUDGEMENTS = Stage(
     build_code_judgements,
     _judge_config,
     needs=("raw_code",),
+    version=2,
     description="The teacher's 0-5 educational-value scores for a sample of raw_code.",
 )
 CODE_EMBEDDINGS = Stage(
@@ -345,6 +346,7 @@ CODE_EMBEDDINGS = Stage(
     build_code_embeddings,
     lambda p: p.section("embed"),
     needs=("raw_code",),
+    version=2,
     description="One mean-pooled, unit-length embedding per raw_code file.",
 )
 EDU_CLASSIFIER = Stage(
@@ -352,6 +354,7 @@ EDU_CLASSIFIER = Stage(
     build_edu_classifier,
     lambda p: p.section("classifier"),
     needs=("code_judgements", "code_embeddings"),
+    version=2,
     description="A random forest on the judged files' embeddings, with held-out metrics.",
 )
 FILTERED_CODE = Stage(
@@ -359,5 +362,6 @@ FILTERED_CODE = Stage(
     build_filtered_code,
     lambda p: {},  # everything it depends on comes from its inputs
     needs=("raw_code", "code_embeddings", "edu_classifier"),
+    version=2,
     description="Every raw_code file scored; the educational ones kept, with edu_score.",
 )
