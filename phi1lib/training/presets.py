@@ -49,7 +49,7 @@ PRESETS: dict[str, ModelPreset] = {
     # One modern GPU for a few hours: a GPT-2-small-sized member of the family.
     "gpu": ModelPreset(layers=12, hidden=768, mlp=3072, heads=12),
     # A 2-core CPU in minutes: chosen by benchmarks/bench_training_sweep.py (chapter 4).
-    "tiny": ModelPreset(layers=6, hidden=128, mlp=512, heads=2, max_positions=512),
+    "tiny": ModelPreset(layers=4, hidden=128, mlp=512, heads=2, max_positions=512),
     # The test suite: the smallest model that still has every part.
     "smoke": ModelPreset(layers=2, hidden=64, mlp=256, heads=2, max_positions=512),
 }
