@@ -11,6 +11,7 @@ import pytest
 from phi1lib import pipeline
 from phi1lib.filtering import classifier, judge, properties
 from phi1lib.profiles import load_profile
+from phi1lib.runstore import RunStore
 
 GOOD = '''def mean(values):
     """The arithmetic mean of a non-empty list of numbers."""
@@ -176,6 +177,20 @@ def test_stages_are_reproducible_and_cached(smoke_run):
     assert again.fingerprint == artifacts["filtered_code"].fingerprint
     report = pipeline.verify("edu_classifier", profile)
     assert report["reproduced"], report
+
+
+def test_a_failing_judge_stores_nothing(smoke_run, monkeypatch):
+    _, artifacts, root = smoke_run
+    monkeypatch.setenv("PHI1_RUNS", str(root))
+    broken = load_profile(
+        "smoke",
+        {"judge.seed": 1, "teacher.error_rate": 1.0, "teacher.max_retries": 0},
+        use_env=False,
+    )
+    with pytest.raises(RuntimeError, match="the judge answered only .* of 150 files usably"):
+        pipeline.run("code_judgements", broken)
+    stored = RunStore("smoke").read_manifest("code_judgements")
+    assert stored["fingerprint"] == artifacts["code_judgements"].fingerprint
 
 
 def write_reader_files(folder: Path) -> Path:
