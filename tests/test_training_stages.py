@@ -184,3 +184,47 @@ def test_packed_exercises_have_almost_no_padding(stand_ins):
     artifact = pipeline.run("tokens_exercises", profile)
     data = PackedSequences(artifact.path / "train.bin", profile.finetune.seq_len)
     assert data.padding_in(range(len(data))) < profile.finetune.seq_len
+
+
+LAUNCHED = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from phi1lib import pipeline
+for name in ("raw_code", "filtered_code", "textbooks", "exercises"):
+    pipeline.STAGES[name] = f"test_training_stages:{name.upper()}"
+from phi1lib.training.run import run_stage
+print("RESULT", json.dumps(run_stage("pretrain", "smoke", {"pretrain.micro_batch": 4}, False)))
+"""
+
+
+def test_the_entry_point_trains_a_stage_with_two_processes(runs_root, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "launched.py"
+    script.write_text(LAUNCHED)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(Path(__file__).parent),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PHI1_RUNS": str(runs_root)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [
+        json.loads(line.split(" ", 1)[1])
+        for line in done.stdout.splitlines()
+        if line.startswith("RESULT")
+    ]
+    assert len(results) == 2 and results.count({}) == 1  # the first process stores the artifact
+    artifact = pipeline.RunStore("smoke").load("pretrain")
+    summary = artifact.json("training.json")
+    assert summary["world_size"] == 2 and summary["accumulation"] == 1
+    assert (artifact.path / "model" / "model.safetensors").exists()
+    assert [r["path"] for r in results if r] == [str(artifact.path)]
