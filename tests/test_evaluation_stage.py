@@ -108,6 +108,7 @@ def test_an_interrupted_build_resumes_from_finished_reports(upstream, runs_root,
     artifact = _build(profile, store, upstream)
     assert all(path.stat().st_mtime_ns == stamps[path] for path in finished if path.exists())
     report = read_report(artifact, "phi-1", "mbpp")
+    assert read_summary(artifact)["models"]["phi-1"]["parameters"] > 0
     key = next(p for p in saved if p.parent.name == "phi-1" and p.name == "mbpp.json")
     assert report.to_dict() == saved[key]
 

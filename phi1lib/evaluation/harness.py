@@ -148,7 +148,7 @@ def evaluate_model(
         raise ValueError(f"pass@{ks[-1]} needs at least {ks[-1]} samples per problem")
     problems = list(problems) if problems is not None else load_benchmark(benchmark, limit)
     lm, tokenizer = model if isinstance(model, tuple) else load_model(model, device)
-    stats = GenerationStats()
+    stats = GenerationStats(extra={"parameters": sum(p.numel() for p in lm.parameters())})
     completions = generate_completions(
         lm,
         tokenizer,

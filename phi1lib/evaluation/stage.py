@@ -150,8 +150,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
             }
             if benchmark == "humaneval":
                 scores[label] = report.pass_at_1_by_task()
-        if loaded is not None:
-            summary["models"][label]["parameters"] = sum(p.numel() for p in loaded[0].parameters())
+                summary["models"][label]["parameters"] = report.generation["parameters"]
         shutil.copytree(work / label, ctx.out / label)
     decontamination = _decontamination(ctx, scores)
     (ctx.out / "decontamination.json").write_text(json.dumps(decontamination, indent=1))
@@ -177,7 +176,7 @@ EVALUATE = Stage(
     build=_build,
     config=_config,
     needs=("pretrain", "finetune", "exercises"),
-    version=1,
+    version=2,
     description="phi-1-base and phi-1 on HumanEval, MBPP and the new problems; decontamination",
 )
 
