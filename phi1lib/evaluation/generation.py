@@ -2,8 +2,9 @@
 
 Prompts are batched with left padding (so that every row's next token sits at the same
 position), sorted by length so that a batch wastes little padding, and cut at the first stop
-sequence so that a completion ends with the function it was asked for. Greedy decoding gives the
-single completion behind the paper's pass@1; sampling with a temperature gives the ``n``
+sequence so that a completion ends with the function it was asked for. Greedy decoding gives one
+reproducible completion per problem, our pass@1 (the paper's pass@1 also uses one completion per
+problem but does not say how it decoded); sampling with a temperature gives the ``n``
 completions that pass@k for ``k > 1`` needs. Introduced in chapter 6 ("Generating completions").
 """
 

@@ -1,10 +1,11 @@
 """The unbiased pass@k estimator of Chen et al. (2021), and the mean over a benchmark.
 
-Sampling exactly ``k`` completions per problem and asking whether one passes gives a noisy,
-biased estimate. Chen et al. instead draw ``n >= k`` samples, count the ``c`` that pass, and
-compute the probability that a random subset of ``k`` of them contains at least one success:
-``1 - C(n - c, k) / C(n, k)``. With ``n = k = 1`` (one greedy completion, as the phi-1 paper
-reports) this is simply the fraction of problems solved. Introduced in chapter 6 ("pass@k").
+Sampling exactly ``k`` completions per problem and asking whether one passes gives a noisy
+estimate, and plugging the pass rate ``c / n`` into ``1 - (1 - c/n)^k`` a biased one. Chen et
+al. instead draw ``n >= k`` samples, count the ``c`` that pass, and compute the probability that
+a random subset of ``k`` of them contains at least one success: ``1 - C(n - c, k) / C(n, k)``.
+With ``n = k = 1`` (one completion per problem, as the phi-1 paper reports) this is simply the
+fraction of problems solved. Introduced in chapter 6 ("pass@k").
 """
 
 from __future__ import annotations
