@@ -108,6 +108,12 @@ def test_mbpp_prompt_is_the_task_and_first_test_in_a_docstring(monkeypatch):
     assert problem.test.count("assert ") == 3 and problem.harness == "asserts"
 
 
+def test_mbpp_missing_folder_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv(MBPP_DIR_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"nowhere does not exist; point \$PHI1_MBPP_DIR"):
+        load_mbpp("test")
+
+
 def test_mbpp_default_source_prefers_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(MBPP_DIR_ENV, str(tmp_path))
     assert default_mbpp_source() == str(tmp_path)

@@ -144,6 +144,13 @@ def load_mbpp(
     repository (``full/test-*.parquet``), or a hub dataset id (online; needs the network).
     """
     source = str(source if source is not None else default_mbpp_source())
+    looks_local = Path(source).is_absolute() or source.startswith((".", "~"))
+    if looks_local and not Path(source).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"MBPP folder {source} does not exist; point ${MBPP_DIR_ENV} at a folder holding "
+            f"{MBPP_FILE}, or unset it to use the hub dataset {MBPP_HUB_ID}"
+        )
+    source = str(Path(source).expanduser()) if looks_local else source
     jsonl = Path(source) / MBPP_FILE
     if jsonl.exists():
         records = [record for _, record in read_jsonl(jsonl)]
