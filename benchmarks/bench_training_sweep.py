@@ -41,16 +41,18 @@ from phi1lib.training.tokenizer import train_bpe_tokenizer
 
 RESULTS = Path(__file__).with_name("results") / "training_sweep.json"
 
-# (name, preset, vocabulary, sequence length, micro-batch)
+# (name, preset, vocabulary, sequence length, batch); the first is the `tiny` preset's choice
+L4 = ModelPreset(4, 128, 512, 2, max_positions=512)
 CANDIDATES = [
-    ("d128-L4", ModelPreset(4, 128, 512, 2, max_positions=512), 2048, 256, 32),
-    ("d128-L6", ModelPreset(6, 128, 512, 2, max_positions=512), 2048, 256, 32),
-    ("d192-L4", ModelPreset(4, 192, 768, 3, max_positions=512), 2048, 256, 32),
-    ("d256-L4", ModelPreset(4, 256, 1024, 4, max_positions=512), 2048, 256, 32),
-    ("d128-L4 V1024", ModelPreset(4, 128, 512, 2, max_positions=512), 1024, 256, 32),
-    ("d128-L4 V4096", ModelPreset(4, 128, 512, 2, max_positions=512), 4096, 256, 32),
-    ("d128-L4 T128", ModelPreset(4, 128, 512, 2, max_positions=512), 2048, 128, 64),
-    ("d128-L4 T512", ModelPreset(4, 128, 512, 2, max_positions=512), 2048, 512, 16),
+    ("d128-L4 B16", L4, 2048, 256, 16),
+    ("d128-L4 B32", L4, 2048, 256, 32),
+    ("d128-L6 B16", ModelPreset(6, 128, 512, 2, max_positions=512), 2048, 256, 16),
+    ("d192-L4 B16", ModelPreset(4, 192, 768, 3, max_positions=512), 2048, 256, 16),
+    ("d96-L4 B16", ModelPreset(4, 96, 384, 2, max_positions=512), 2048, 256, 16),
+    ("d128-L4 B16 V1024", L4, 1024, 256, 16),
+    ("d128-L4 B16 V4096", L4, 4096, 256, 16),
+    ("d128-L4 B32 T128", L4, 2048, 128, 32),
+    ("d128-L4 B8 T512", L4, 2048, 512, 8),
 ]
 
 

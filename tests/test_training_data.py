@@ -44,6 +44,14 @@ def test_bpe_tokenizer_round_trips_and_knows_end_of_text(tokenizer, tmp_path):
     assert bytes_per_token(tokenizer, DOCUMENTS[:10]) > 2.0
 
 
+def test_a_prompt_ending_in_a_newline_ends_on_a_token_boundary(tokenizer):
+    # the model must see the same tokens for the prompt whether or not the body follows
+    prompt = 'def add_7(x):\n    """Return x plus 7."""\n'
+    body = "    return x + 7\n"
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert encode(prompt + body) == encode(prompt) + encode(body)
+
+
 def test_too_small_vocabulary_is_refused():
     with pytest.raises(ValueError, match="too small"):
         train_bpe_tokenizer(DOCUMENTS, vocab_size=100)

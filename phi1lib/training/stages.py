@@ -111,6 +111,7 @@ TOKENIZER = Stage(
     build=_build_tokenizer,
     config=_tokenizer_config,
     needs=CODETEXTBOOK_PARTS,
+    version=2,  # 2: newlines are tokens of their own
     description="the tokenizer: the paper's (online) or a byte-level BPE trained on CodeTextbook",
 )
 

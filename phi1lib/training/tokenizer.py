@@ -31,14 +31,23 @@ def train_bpe_tokenizer(
     """A byte-level BPE with ``vocab_size`` entries (``<|endoftext|>`` included) learnt from ``texts``.
 
     Byte-level means the 256 byte values are the base alphabet, so any text, in any script, can be
-    encoded without an unknown token, exactly as in GPT-2 and CodeGen. Chapter 4.
+    encoded without an unknown token, exactly as in GPT-2 and CodeGen. Every newline is a token
+    of its own, never merged with the indentation after it: a prompt that ends with a newline (a
+    docstring, as in HumanEval and CodeExercises) then ends on the same token boundary as in
+    training, and the model continues with the indentation it learnt (CodeGen's tokenizer gets
+    the same effect from separate whitespace tokens). Chapter 4.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 300:
         raise ValueError(f"vocab_size {vocab_size} is too small for a byte-level BPE (256 bytes)")
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\n"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
