@@ -202,6 +202,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
                     else ctx.inputs["pretrain"].json("training.json")["tokens"]
                 ),
                 "finetune_tokens": training["tokens"] if stage == "finetune" else 0,
+                "epochs": training["epochs"],
                 "train_loss": training["final_loss"],
                 **scores,
             }

@@ -189,6 +189,7 @@ def ablation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "fine-tuning tokens": (
                     f"{row['finetune_tokens'] / 1e6:.2f}M" if row["finetune_tokens"] else "-"
                 ),
+                "passes over its data": round(row["epochs"], 2),
                 "held-out CodeTextbook loss": round(row["codetextbook_heldout_loss"], 3),
                 "held-out exercises loss": round(row["exercises_heldout_loss"], 3),
                 "held-out exercises pass@1 (%)": round(100 * row["exercises_pass@1"], 1),
