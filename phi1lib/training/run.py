@@ -12,8 +12,10 @@ Launched as one process, a stage is simply built through the run store (upstream
 Launched as many, every process first waits for the upstream data stages (built once, under the
 run store's lock), then all of them train together in the stage's work folder, and the first
 process finally stores the finished model as the stage's artifact. Training stages that another
-training stage needs (``finetune`` needs ``pretrain``) are launched one after the other.
-Introduced in chapter 4 ("Scaling out").
+training stage needs (``finetune`` needs ``pretrain``) are launched one after the other. On
+several machines the run store ($PHI1_RUNS) must be a shared filesystem: every process writes its
+part of each checkpoint there. Introduced in chapter 4 ("Checkpoints, exact resume, and many
+GPUs").
 """
 
 from __future__ import annotations
