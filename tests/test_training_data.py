@@ -169,3 +169,12 @@ def test_metrics_log_is_cut_back_on_resume(tmp_path):
     assert frame["heldout_loss"].isna().all()
     with pytest.raises(KeyError, match="unknown metric"):
         MetricsLog(tmp_path, tensorboard=False).log({"step": 9, "speed": 1})
+
+
+def test_heldout_samples_are_spread_over_the_file():
+    from phi1lib.training.heldout import spread_indices
+
+    assert spread_indices(10, None) == list(range(10))
+    assert spread_indices(10, 20) == list(range(10))
+    chosen = spread_indices(337, 64)
+    assert len(chosen) == 64 and chosen[0] == 0 and chosen[-1] == 336

@@ -231,6 +231,7 @@ TRAINING_ABLATION = Stage(
         "tokens_exercises",
         "exercises",
     ),
+    version=2,  # 2: held-out loss on sequences spread over the held-out files
     description="held-out loss and pass rates of the ablation's four models (Figure 2.1's spirit)",
 )
 

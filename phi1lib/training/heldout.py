@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +50,17 @@ def loss_sums(
     return total, count
 
 
+def spread_indices(total: int, count: int | None) -> list[int]:
+    """``count`` sequence indices spread evenly over ``total`` (all of them when count is None).
+
+    Held-out files hold their documents in corpus order (CodeTextbook: code first, textbooks
+    last), so a sample must be spread over the whole file, not taken from its start.
+    """
+    if count is None or count >= total:
+        return list(range(total))
+    return sorted({int(i) for i in np.linspace(0, total - 1, count).round()})
+
+
 def heldout_loss(
     model: nn.Module,
     data: PackedSequences,
@@ -57,9 +69,10 @@ def heldout_loss(
     batch_size: int = 16,
     device: torch.device | str = "cpu",
 ) -> float:
-    """Mean held-out loss (nats per token) over the first ``max_sequences`` sequences (chapter 4)."""
-    count = len(data) if max_sequences is None else min(len(data), max_sequences)
-    total, tokens = loss_sums(model, data, range(count), batch_size=batch_size, device=device)
+    """Mean held-out loss (nats per token) over up to ``max_sequences`` sequences spread evenly
+    over the held-out file (chapter 4)."""
+    indices = spread_indices(len(data), max_sequences)
+    total, tokens = loss_sums(model, data, indices, batch_size=batch_size, device=device)
     if tokens == 0:
         raise ValueError(f"{data.path}: no tokens to score")
     return total / tokens

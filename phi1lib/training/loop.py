@@ -40,7 +40,7 @@ from transformers import PhiConfig, PreTrainedTokenizerBase
 from phi1lib.training import checkpoint
 from phi1lib.training.batches import BatchPlan
 from phi1lib.training.flops import device_peak_flops, flops_per_token
-from phi1lib.training.heldout import loss_sums
+from phi1lib.training.heldout import loss_sums, spread_indices
 from phi1lib.training.metrics import MetricsLog, read_metrics
 from phi1lib.training.packing import PackedSequences
 from phi1lib.training.presets import attention_implementation, build_model
@@ -270,7 +270,7 @@ def train(
     peak, peak_source = device_peak_flops(device)
     accumulation = plan.accumulation
     heldout_indices = (
-        list(range(rank, min(len(heldout_data), settings.eval_sequences), world))
+        spread_indices(len(heldout_data), settings.eval_sequences)[rank::world]
         if heldout_data is not None
         else []
     )

@@ -301,7 +301,10 @@ def _training_stage(name: str, needs: tuple[str, ...], description: str) -> Stag
             values["model"] = _model_section(profile)
         return values
 
-    return Stage(name=name, build=build, config=config, needs=needs, description=description)
+    # version 2: held-out loss is logged on sequences spread over the whole held-out file
+    return Stage(
+        name=name, build=build, config=config, needs=needs, version=2, description=description
+    )
 
 
 # stage -> which profile section it trains with, and which packed corpus it reads
