@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,17 @@ def test_no_unfinished_code():
             if any(mark in line for mark in ("NotImplementedError", "TODO", "FIXME", "XXX")):
                 hits.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not hits, "\n".join(hits)
+
+
+def test_every_mentioned_config_file_exists():
+    """Readers copy launch commands from docstrings and pages; a renamed config must not linger."""
+    pattern = re.compile(r"\bconfigs/[\w.-]+\.(?:yaml|json)\b")
+    texts = [*(REPO / "phi1lib").rglob("*.py"), *(REPO / "book").glob("*.md"), *NOTEBOOKS]
+    texts += [REPO / "README.md"]
+    missing = {
+        f"{path.relative_to(REPO)}: {name}"
+        for path in texts
+        for name in pattern.findall(path.read_text())
+        if not (REPO / name).is_file()
+    }
+    assert not missing, "\n".join(sorted(missing))

@@ -2,9 +2,9 @@
 
     python -m phi1lib.training.run pretrain --profile tiny            # one process (CPU or GPU)
     phi1 train pretrain --profile tiny                                # the same, via the CLI
-    accelerate launch --config_file configs/ddp.yaml \\
+    accelerate launch --config_file configs/accelerate_ddp.yaml \\
         -m phi1lib.training.run pretrain --profile phi-1-small         # every GPU of a machine
-    accelerate launch --config_file configs/deepspeed_zero2.yaml --num_machines 2 ... \\
+    accelerate launch --config_file configs/accelerate_deepspeed_zero2.yaml --num_machines 2 ... \\
         -m phi1lib.training.run pretrain --profile phi-1               # many machines
     torchrun --nproc_per_node 8 -m phi1lib.training.run pretrain --profile phi-1
 
