@@ -44,12 +44,12 @@ test: install chromium
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check phi1lib tests benchmarks
-	$(BIN)/ruff format --check phi1lib tests benchmarks
+	$(BIN)/ruff check phi1lib tests benchmarks scripts
+	$(BIN)/ruff format --check phi1lib tests benchmarks scripts
 
 format: install
-	$(BIN)/ruff format phi1lib tests benchmarks
-	$(BIN)/ruff check --fix phi1lib tests benchmarks
+	$(BIN)/ruff format phi1lib tests benchmarks scripts
+	$(BIN)/ruff check --fix phi1lib tests benchmarks scripts
 
 clean:
 	rm -rf _build runs
