@@ -4,9 +4,10 @@ On a CPU, in one run:
 
 - the machine's fp32 matrix-multiply rate (a large ``torch.mm`` at the same thread count),
   measured before and after the models and the best burst kept: the ceiling of MFU on a CPU;
-- the ``tiny`` profile's preset, compiled as the profile trains it: model FLOP/s by the PaLM
-  convention (6·N + 12·L·d·T per token, N without the input embedding) and its ratio to the
-  ceiling (target >= 60%);
+- the ``tiny`` profile's preset under ``torch.compile`` (its steady-state rate; the profile
+  itself trains eager, because compiling costs more than a one-minute run saves): model FLOP/s
+  by the PaLM convention (6·N + 12·L·d·T per token, N without the input embedding) and its
+  ratio to the ceiling (target >= 60%);
 - the same preset without ``torch.compile`` (what compiling buys);
 - a preset of about 1M non-embedding parameters with a vocabulary of at most 4k (target
   >= 5,000 tokens/s on 2 cores).
