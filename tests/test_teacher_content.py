@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -207,6 +208,15 @@ def test_a_mistake_that_hangs_is_stopped_and_counts_as_failing():
     assert fails_a_test(looping, ["assert f(2) == 1"])
     run = run_snippet("while True:\n    pass\n", timeout_s=0.2)
     assert isinstance(run.error, SnippetTimeout)
+
+
+def test_a_broken_mutant_is_reported_not_warned_about():
+    """A mutant like ``None[0]`` draws a compile-time SyntaxWarning; it must not reach the log."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = run_snippet("value = None[0]\n")
+    assert isinstance(run.error, TypeError)
+    assert not [w for w in caught if issubclass(w.category, SyntaxWarning)]
 
 
 def test_inject_mistake_reports_bad_input():

@@ -27,6 +27,7 @@ import random
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +90,13 @@ def run_snippet(
     previous = sys.gettrace()
     error: BaseException | None = None
     try:
-        compiled = compile(code, SNIPPET_FILENAME, "exec")
         with _RUN_LOCK:
+            # A deliberately broken mutant may draw a SyntaxWarning at compile time; it is data
+            # (the run reports the error), not a message for the server's log. Under the lock,
+            # because the warning filters are process-wide.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SyntaxWarning)
+                compiled = compile(code, SNIPPET_FILENAME, "exec")
             random_state = random.getstate()
             sys.modules[scope["__name__"]] = _ScopeModule(scope)  # type: ignore[assignment]
             sys.settrace(_deadline_tracer(time.monotonic() + timeout_s))
