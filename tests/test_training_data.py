@@ -171,6 +171,20 @@ def test_metrics_log_is_cut_back_on_resume(tmp_path):
         MetricsLog(tmp_path, tensorboard=False).log({"step": 9, "speed": 1})
 
 
+def test_mfu_column_is_recomputed_against_a_new_ceiling(tmp_path):
+    from phi1lib.training.metrics import recompute_mfu
+
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.log({"step": 1, "tokens": 10, "loss": 1.0, "tokens_per_s": 1000.0, "mfu": 0.9})
+    log.log({"step": 2, "tokens": 20, "loss": 0.9, "tokens_per_s": 2000.0, "mfu": 0.9})
+    log.log({"step": 3, "tokens": 30, "loss": 0.8})  # no speed logged: no MFU either
+    log.close()
+    recompute_mfu(tmp_path / "metrics.csv", flops_per_token=1e6, peak_flops=4e9)
+    frame = read_metrics(tmp_path / "metrics.csv")
+    assert list(frame["mfu"].iloc[:2]) == [0.25, 0.5] and frame["mfu"].isna().iloc[2]
+    assert list(frame["loss"]) == [1.0, 0.9, 0.8]
+
+
 def test_heldout_samples_are_spread_over_the_file():
     from phi1lib.training.heldout import spread_indices
 

@@ -141,6 +141,10 @@ def test_training_learns_and_saves_a_loadable_model(corpus, tmp_path):
     assert frame["heldout_loss"].notna().sum() == 4
     assert frame["tokens"].iloc[-1] == 16 * 8 * 64 == summary["tokens"]
     assert (frame["tokens_per_s"] > 0).all() and (frame["mfu"] > 0).all()
+    # every MFU in the log is against the run's final ceiling (the better of two measurements)
+    expected = frame["tokens_per_s"] * summary["flops_per_token"] / summary["peak_flops"]
+    assert frame["mfu"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-9)
+    assert summary["peak_source"].endswith("the better of before and after training")
     assert frame["lr"].max() == pytest.approx(3e-3)
     assert summary["attention"] == "sdpa" and summary["accumulation"] == 2
     assert 0 <= summary["pad_fraction"] < 0.02

@@ -81,16 +81,39 @@ def truncate_metrics(path: Path, keep_through_step: int) -> None:
     """Drop rows after ``keep_through_step`` (what a killed run logged past its last checkpoint)."""
     if not path.exists():
         return
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _read_rows(path)
     kept = [row for row in rows if int(row["step"]) <= keep_through_step]
-    if len(kept) == len(rows):
-        return
+    if len(kept) != len(rows):
+        _write_rows(path, kept)
+
+
+def recompute_mfu(path: Path, flops_per_token: float, peak_flops: float) -> None:
+    """Rewrite the MFU column from each row's tokens/s against the final ceiling ``peak_flops``.
+
+    On a CPU the ceiling is measured, and a burst of other work during the measurement before
+    training would lower it and inflate every MFU logged live. The loop measures again after
+    training and keeps the better figure; this makes the CSV agree with it (rows of a resumed
+    run included, whose live figures used another run's ceiling). TensorBoard keeps the live
+    estimates. ``peak_flops`` is the ceiling of all processes together.
+    """
+    rows = _read_rows(path)
+    for row in rows:
+        speed = row["tokens_per_s"]
+        row["mfu"] = _format(float(speed) * flops_per_token / peak_flops) if speed else ""
+    _write_rows(path, rows)
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(kept)
+        writer.writerows(rows)
     tmp.replace(path)
 
 

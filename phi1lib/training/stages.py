@@ -302,8 +302,9 @@ def _training_stage(name: str, needs: tuple[str, ...], description: str) -> Stag
         return values
 
     # version 2: held-out loss is logged on sequences spread over the whole held-out file
+    # version 3: a CPU's MFU uses the better of two ceiling measurements (before, after training)
     return Stage(
-        name=name, build=build, config=config, needs=needs, version=2, description=description
+        name=name, build=build, config=config, needs=needs, version=3, description=description
     )
 
 
