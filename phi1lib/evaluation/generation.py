@@ -129,7 +129,9 @@ def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
     With several threads each product waits at a barrier for all of them, and on a busy machine
     (the sandbox's workers, other notebooks) those waits dominate: on a 2-core machine at load
     average 7, a 1.7M-parameter model generated 8 to 30 times faster with one thread than with
-    two (``benchmarks/bench_eval_generation.py`` measures it).
+    two (``benchmarks/bench_eval_generation.py`` measures it). On an idle machine two threads
+    were 1.4 times faster than one (3.6k against 2.6k tokens/s): the ``tiny`` profile takes one
+    thread, giving up that much at best to avoid the collapse at worst.
     """
     if device.type != "cpu" or threads <= 0:
         yield
