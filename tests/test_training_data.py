@@ -146,6 +146,14 @@ def test_settings_come_from_a_profile_section():
     assert settings.lr == 1e-3 and settings.warmup_steps == 750 and settings.weight_decay == 0.1
     assert settings.dropout == 0.1 and settings.precision == "fp16"
     assert settings.tokens_per_step == 1024 * 2048
+    # the paper kept step 24k of a run scheduled for 36k, so its rate was far from the floor
+    assert settings.steps == 24_000 and settings.planned_steps == 36_000
+    last = learning_rate_factor(23_999, warmup=750, total=settings.planned_steps, min_ratio=0.1)
+    assert last == pytest.approx(1 - 0.9 * (23_999 - 750) / (36_000 - 750))
+    with pytest.raises(ValueError, match="schedule_steps \\(10\\) is shorter than steps"):
+        TrainSettings.from_section(
+            load_profile("tiny", use_env=False).section("pretrain"), schedule_steps=10
+        )
     with pytest.raises(ValueError, match="missing"):
         TrainSettings.from_section({"seq_len": 8})
     with pytest.raises(ValueError, match="precision 'fp8'"):

@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM
 
 from phi1lib.profiles import load_profile
 from phi1lib.training.checkpoint import complete_checkpoints, read_state
-from phi1lib.training.loop import TrainSettings, train
+from phi1lib.training.loop import TrainSettings, learning_rate_factor, train
 from phi1lib.training.metrics import read_metrics
 from phi1lib.training.packing import PackedSequences, write_token_file
 from phi1lib.training.presets import build_config, padded_vocab_size
@@ -36,7 +36,7 @@ TEXTS = [
 WORKER = """
 import json, os, signal, sys
 from pathlib import Path
-from phi1lib.training.loop import TrainSettings, train
+from phi1lib.training.loop import TrainSettings, learning_rate_factor, train
 from phi1lib.training.packing import PackedSequences
 from phi1lib.training.presets import build_config
 from phi1lib.training.tokenizer import load_tokenizer
@@ -121,6 +121,27 @@ def run_worker(corpus, argument: str, *, processes: int = 1) -> subprocess.Compl
         ]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, 2 // processes))}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_run_stopped_early_follows_the_planned_schedule(corpus, tmp_path):
+    """Training 6 steps of a 12-step schedule ends at the rate the 12-step run has at step 6."""
+    tokenizer = corpus["tokenizer"]
+    run_settings = settings(steps=6, schedule_steps=12, checkpoint_every=100, eval_every=100)
+    train(
+        init=build_config("smoke", corpus["vocab"], eos_token_id=tokenizer.eos_token_id),
+        tokenizer=tokenizer,
+        train_data=PackedSequences(corpus["root"] / "train.bin", 64),
+        heldout_data=None,
+        settings=run_settings,
+        workdir=tmp_path / "run",
+    )
+    rates = read_metrics(tmp_path / "run" / "metrics.csv")["lr"]
+    # each row logs the rate the next step will use
+    planned = [
+        3e-3 * learning_rate_factor(s, warmup=2, total=12, min_ratio=0.1) for s in range(1, 7)
+    ]
+    assert list(rates) == pytest.approx(planned)
+    assert rates.iloc[-1] > 3e-3 * 0.5  # far above the floor a 6-step schedule would reach
 
 
 def test_training_learns_and_saves_a_loadable_model(corpus, tmp_path):

@@ -28,7 +28,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -75,22 +75,34 @@ class TrainSettings:
     eval_sequences: int
     checkpoint_every: int
     keep_checkpoints: int
+    # The length of the planned run that shapes the learning-rate schedule, when training stops
+    # before its end: the paper scheduled 36k steps and kept the 24k-step checkpoint (§2.3).
+    schedule_steps: int | None = None
 
     @classmethod
     def from_section(cls, section: dict[str, Any], **overrides: Any) -> TrainSettings:
         """Read the fields this class needs from a profile section (other fields are ignored)."""
         values = {**section, **overrides}
-        missing = [f.name for f in fields(cls) if f.name not in values]
+        missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
         if missing:
             raise ValueError(f"training settings are missing {', '.join(missing)}")
-        settings = cls(**{f.name: values[f.name] for f in fields(cls)})
+        settings = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
         if settings.precision not in PRECISIONS:
             raise ValueError(f"precision {settings.precision!r} is not one of {sorted(PRECISIONS)}")
+        if settings.schedule_steps is not None and settings.schedule_steps < settings.steps:
+            raise ValueError(
+                f"schedule_steps ({settings.schedule_steps}) is shorter than steps ({settings.steps})"
+            )
         return settings
 
     @property
     def tokens_per_step(self) -> int:
         return self.global_batch * self.seq_len
+
+    @property
+    def planned_steps(self) -> int:
+        """The steps the learning-rate schedule spans (``steps`` unless the run stops early)."""
+        return self.schedule_steps or self.steps
 
 
 def learning_rate_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
@@ -246,7 +258,7 @@ def train(
         partial(
             learning_rate_factor,
             warmup=settings.warmup_steps,
-            total=settings.steps,
+            total=settings.planned_steps,
             min_ratio=settings.min_lr_ratio,
         ),
     )

@@ -49,21 +49,39 @@ def plot_packing(data: PackedSequences, sequences: int = 4, ax=None):
 
 
 def plot_schedule(settings: TrainSettings, ax=None, label: str = ""):
-    """The learning rate at every optimizer step: linear warmup, then linear decay (chapter 4)."""
+    """The learning rate at every optimizer step: linear warmup, then linear decay (chapter 4).
+
+    A run that stops before its schedule ends (phi-1 kept step 24k of 36k) shows the rest of the
+    planned schedule dashed, with the stop marked.
+    """
     if ax is None:
         _, ax = plt.subplots()
-    steps = np.arange(settings.steps)
-    rates = [
-        settings.lr
-        * learning_rate_factor(
-            int(s),
-            warmup=settings.warmup_steps,
-            total=settings.steps,
-            min_ratio=settings.min_lr_ratio,
+    steps = np.arange(settings.planned_steps)
+    rates = np.array(
+        [
+            settings.lr
+            * learning_rate_factor(
+                int(s),
+                warmup=settings.warmup_steps,
+                total=settings.planned_steps,
+                min_ratio=settings.min_lr_ratio,
+            )
+            for s in steps
+        ]
+    )
+    trained = steps < settings.steps
+    ax.plot(steps[trained], rates[trained], color=OURS_COLOR, label=label or None)
+    if settings.planned_steps > settings.steps:
+        ax.plot(steps[~trained], rates[~trained], "--", color=OURS_COLOR, alpha=0.5)
+        ax.axvline(settings.steps, color=OTHER_COLOR, lw=1)
+        ax.annotate(
+            f"stop at {settings.steps:,}",
+            (settings.steps, settings.lr),
+            xytext=(4, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color=OTHER_COLOR,
         )
-        for s in steps
-    ]
-    ax.plot(steps, rates, color=OURS_COLOR, label=label or None)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
     return ax

@@ -132,6 +132,17 @@ def recipe_table(phase: str, profiles: Iterable[Profile | str] = ("tiny", "phi-1
     )
     rows.append(
         {
+            "": "schedule length (steps)",
+            "paper": paper.get("steps_planned", steps),
+            **{
+                f"profile {p.name}": p.section(phase).get("schedule_steps")
+                or p.section(phase)["steps"]
+                for p in loaded
+            },
+        }
+    )
+    rows.append(
+        {
             "": "tokens seen",
             "paper": f"{steps * paper['global_batch_sequences'] * paper['seq_len'] / 1e9:.1f}B",
             **{f"profile {p.name}": _tokens(p, phase) for p in loaded},
