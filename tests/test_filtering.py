@@ -58,6 +58,8 @@ def test_forest_learns_a_separable_signal_and_refuses_one_class():
     sweep = classifier.threshold_sweep(labels[trained.test_index], trained.test_proba, [0.1, 0.9])
     assert sweep[0]["kept_fraction"] >= sweep[1]["kept_fraction"]
     assert sweep[0]["recall"] >= sweep[1]["recall"]
+    beyond = classifier.threshold_sweep(labels[trained.test_index], trained.test_proba, [1.01])
+    assert beyond[0]["kept_fraction"] == 0 and beyond[0]["precision"] is None
     with pytest.raises(ValueError, match="threshold_rule"):
         classifier.train_classifier(
             features, labels, n_estimators=5, threshold_rule="best", threshold=0.5, **settings

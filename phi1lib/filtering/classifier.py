@@ -83,7 +83,7 @@ def evaluate(y_true: Sequence[int], proba: Sequence[float], threshold: float) ->
 
 def threshold_sweep(
     y_true: Sequence[int], proba: Sequence[float], thresholds: Sequence[float]
-) -> list[dict[str, float]]:
+) -> list[dict[str, float | None]]:
     """Precision, recall and the fraction predicted educational at each threshold (chapter 1)."""
     rows = []
     for threshold in thresholds:
@@ -92,7 +92,8 @@ def threshold_sweep(
         rows.append(
             {
                 "threshold": float(threshold),
-                "precision": scores["precision"],
+                # Precision is undefined where no file is kept: None (JSON null; a plot's gap).
+                "precision": scores["precision"] if kept > 0 else None,
                 "recall": scores["recall"],
                 "kept_fraction": kept,
             }

@@ -144,7 +144,7 @@ def plot_threshold_sweep(sweep: Sequence[Mapping[str, float]], threshold: float,
     ax.plot(frame["threshold"], frame["precision"], label="precision", color=OURS_COLOR)
     ax.plot(frame["threshold"], frame["recall"], label="recall", color=PHI1_COLOR)
     ax.plot(frame["threshold"], frame["kept_fraction"], label="share kept", color=OTHER_COLOR)
-    ax.axvline(threshold, color="grey", linestyle="--", label=f"chosen threshold {threshold}")
+    ax.axvline(threshold, color="grey", linestyle="--", label=f"chosen threshold {threshold:.2f}")
     ax.set_xlabel("keep a file when its score is at least")
     ax.set_ylim(0, 1.02)
     ax.set_title("Choosing the threshold (held-out files)")

@@ -354,7 +354,7 @@ EDU_CLASSIFIER = Stage(
     build_edu_classifier,
     lambda p: p.section("classifier"),
     needs=("code_judgements", "code_embeddings"),
-    version=2,
+    version=3,  # 3: the threshold sweep's precision is null where no file is kept
     description="A random forest on the judged files' embeddings, with held-out metrics.",
 )
 FILTERED_CODE = Stage(
