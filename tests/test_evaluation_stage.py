@@ -10,6 +10,7 @@ from test_evaluation_models import make_tiny_model
 
 from phi1lib.evaluation.humaneval import load_humaneval
 from phi1lib.evaluation.stage import EVALUATE, WORK_FOLDER, read_report, read_summary
+from phi1lib.evaluation.tables import pruning_beside_paper, table3_beside_paper
 from phi1lib.pipeline import STAGES, StageContext
 from phi1lib.profiles import load_profile
 from phi1lib.runstore import Artifact, RunStore
@@ -85,6 +86,14 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
     assert table[(0.95, "similar")]["problems"] == 2
     assert table[(0.95, "non-similar")]["problems"] == 2
     assert table[(0.95, "total")]["phi-1"] == 0.0
+    # the chapter's tables: τ labelled as the paper prints it, counts as integers beside the paper's
+    shown = table3_beside_paper(decontamination["table3"], ["phi-1"])
+    assert shown.loc[("0.95", "similar"), "problems (ours)"] == 2
+    assert str(shown["problems (paper)"].dtype) == "Int64"
+    pruned = pruning_beside_paper(decontamination["ast"]["pruning"], 10)
+    assert pruned.loc["0.95", "exercises pruned (paper)"] == 42_500
+    assert pruned.loc["0.95", "exercises pruned (ours)"] == 2
+    assert "42500" in pruned.style.format(precision=2, na_rep="–").to_html()
     assert not (runs_root / "smoke" / WORK_FOLDER).exists() or not any(
         (runs_root / "smoke" / WORK_FOLDER).iterdir()
     ), "the work folder is removed once the stage is done"

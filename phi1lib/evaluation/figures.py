@@ -9,6 +9,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from phi1lib.decontam import TAUS
 from phi1lib.evaluation.passk import pass_at_k
@@ -109,5 +110,6 @@ def plot_match_rates(best_rates: Sequence[float], ax=None, *, min_rate: float = 
         ax.text(tau, ax.get_ylim()[1] * 0.95, f"τ={tau}", rotation=90, va="top", fontsize=8)
     ax.set_xlabel("best AST match rate against our exercises")
     ax.set_ylabel("HumanEval problems")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 of a problem
     ax.set_title(f"HumanEval problems with a match rate ≥ {min_rate} ({below} more below it)")
     return ax

@@ -87,7 +87,11 @@ def table3_beside_paper(rows: Sequence[Mapping[str, Any]], models: Sequence[str]
     records = []
     for row in rows:
         theirs = paper.get((row["tau"], row["subset"]), {})
-        record = {"tau": row["tau"], "subset": row["subset"], "problems (ours)": row["problems"]}
+        record = {
+            "τ": f"{row['tau']:.2f}",
+            "subset": row["subset"],
+            "problems (ours)": row["problems"],
+        }
         for model in models:
             value = row.get(model)
             record[f"{model} (ours)"] = None if value is None else round(value, 1)
@@ -96,7 +100,15 @@ def table3_beside_paper(rows: Sequence[Mapping[str, Any]], models: Sequence[str]
         record["phi-1 retrained on pruned data (paper)"] = theirs.get("phi1_pruned")
         record["StarCoder-Prompted (paper)"] = theirs.get("starcoder_prompted")
         records.append(record)
-    return pd.DataFrame(records).set_index(["tau", "subset"])
+    table = pd.DataFrame(records).set_index(["τ", "subset"])
+    return _counts_as_integers(table, ["problems (ours)", "problems (paper)"])
+
+
+def _counts_as_integers(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Counts with gaps stay integers (pandas' nullable Int64), so a styled table shows 42500."""
+    for column in columns:
+        table[column] = table[column].astype("Int64")
+    return table
 
 
 def pruning_beside_paper(pruning: Sequence[Mapping[str, Any]], training_items: int) -> pd.DataFrame:
@@ -107,7 +119,7 @@ def pruning_beside_paper(pruning: Sequence[Mapping[str, Any]], training_items: i
         theirs = paper.get(row["tau"])
         records.append(
             {
-                "tau": row["tau"],
+                "τ": f"{row['tau']:.2f}",
                 "HumanEval problems similar (ours)": row["similar_problems"],
                 "exercises pruned (ours)": row["pruned_training_items"],
                 "of our exercises (%)": round(100 * row["pruned_fraction"], 2),
@@ -117,6 +129,7 @@ def pruning_beside_paper(pruning: Sequence[Mapping[str, Any]], training_items: i
                 else round(100 * theirs / PRUNED_EXERCISES["total"], 1),
             }
         )
-    table = pd.DataFrame(records).set_index("tau")
+    table = pd.DataFrame(records).set_index("τ")
     table.attrs["training_items"] = training_items
-    return table
+    counts = ["HumanEval problems similar (ours)", "exercises pruned (ours)"]
+    return _counts_as_integers(table, [*counts, "exercises pruned (paper)"])
