@@ -20,6 +20,7 @@ from phi1lib.analysis.probes.checks import (
 )
 from phi1lib.analysis.probes.report import (
     ProbeOutcome,
+    clip_at_line,
     paired_differences,
     rates_by,
     side_by_side,
@@ -174,6 +175,9 @@ def test_tables_of_rates_and_paired_differences():
     assert differences["all"]["only_second"] == 8 and differences["all"]["only_first"] == 0
     row = side_by_side(base + tuned, [ids[0]])[0]
     assert row["base"].startswith("fail (failed)") and row["tuned"].startswith("pass")
+    assert clip_at_line("a = 1\nb = 2\nc = 3\n", 9) == "a = 1\n... (13 more characters)"
+    assert clip_at_line("x" * 20, 5) == "xxxxx\n... (15 more characters)"
+    assert clip_at_line("short\n", 50) == "short\n"
     with pytest.raises(ValueError, match="different probes"):
         paired_differences(base + tuned[:-1], "base", "tuned")
 
@@ -379,5 +383,8 @@ def test_answers_are_graded_through_the_teacher_client(tmp_path, monkeypatch):
         grades, report = grade_completions(profile, probes, answers, tmp_path / "cache")
     assert grades == [10.0, 1.0, 1.0]
     assert report["counts"]["ok"] == 3 and len(server.requests) == 3
-    user = server.requests[1]["messages"][-1]["content"]
-    assert "Student:" in user and "keep_even" in user  # the judge sees the dialogue
+    # requests run concurrently, so they arrive in any order: find the chat probe's by its content
+    users = [request["messages"][-1]["content"] for request in server.requests]
+    chat = [user for user in users if "I would use a loop." in user]
+    assert len(chat) == 1
+    assert "Student:" in chat[0] and "keep_even" in chat[0]  # the judge sees the dialogue

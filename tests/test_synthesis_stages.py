@@ -17,6 +17,7 @@ from phi1lib.profiles import Profile, load_profile
 from phi1lib.runstore import RunStore
 from phi1lib.sandbox import SandboxLimits, run_programs
 from phi1lib.synthesis.exercises import check_program, generate_exercises
+from phi1lib.synthesis.report import size_table
 from phi1lib.teacher.content import TOPICS
 
 TEXTBOOK_COLUMNS = {"id", "text", "topic", "subtopic", "audience", "style", "n_tokens"}
@@ -85,6 +86,10 @@ def test_exercises_are_verified_split_by_family_and_in_the_paper_format(built):
     assert all(r.passed for r in results[: len(kept)])
     assert not any(r.passed for r in results[len(kept) :])
     assert any(r["failed_assertion"] for r in rejected if r["verification"] == "assertion")
+    sizes = size_table(built["textbooks"].json("report.json"), artifact.json("report.json"))
+    row = sizes.loc["CodeExercises (train + held out)"]
+    assert row["items (ours)"] == len(train) + len(heldout)
+    assert row["tokens (paper)"] == "under 180M"  # the paper gives a bound, not a count
 
 
 def test_the_error_rate_matches_the_injected_mistake_rate(built):

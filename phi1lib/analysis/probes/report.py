@@ -112,15 +112,33 @@ def paired_differences(
 
 
 def side_by_side(
-    outcomes: Sequence[ProbeOutcome], probe_ids: Sequence[str]
+    outcomes: Sequence[ProbeOutcome], probe_ids: Sequence[str], max_chars: int | None = None
 ) -> list[dict[str, Any]]:
-    """One row per probe: every model's completion and verdict next to each other."""
+    """One row per probe: every model's completion and verdict next to each other.
+
+    ``max_chars`` shortens long completions at a line break, so a reader sees whole lines.
+    """
     rows = []
     for probe_id in probe_ids:
         row: dict[str, Any] = {"probe": probe_id}
         for outcome in outcomes:
             if outcome.probe_id == probe_id:
                 verdict = "pass" if outcome.passed else f"fail ({outcome.status})"
-                row[outcome.model] = f"{verdict}\n{outcome.completion}"
+                completion = outcome.completion
+                if max_chars is not None:
+                    completion = clip_at_line(completion, max_chars)
+                row[outcome.model] = f"{verdict}\n{completion}"
         rows.append(row)
     return rows
+
+
+def clip_at_line(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` at the end of a line, saying how much was left out.
+
+    A single first line longer than ``max_chars`` is cut inside the line.
+    """
+    if len(text) <= max_chars:
+        return text
+    cut = text.rfind("\n", 0, max_chars + 1)
+    kept = text[:cut] if cut > 0 else text[:max_chars]
+    return f"{kept.rstrip()}\n... ({len(text) - len(kept):,} more characters)"
