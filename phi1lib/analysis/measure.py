@@ -114,12 +114,16 @@ def embedding_metrics(embeddings: np.ndarray, settings: DiversitySettings) -> di
 
 
 def shape_metrics(
-    texts: Sequence[str], settings: DiversitySettings, max_functions: int | None = None
+    functions: tuple[list[ast.AST], int],
+    texts: int,
+    settings: DiversitySettings,
+    max_functions: int | None = None,
 ) -> tuple[dict, dict]:
     """Family counts of program shapes over at most ``max_functions`` sampled functions (the
     settings' cap by default); the family sizes and the family count at each of
-    :data:`THRESHOLDS` (for the chapter's figures)."""
-    units, unparsable = functions_in(texts)
+    :data:`THRESHOLDS` (for the chapter's figures). ``functions`` is what :func:`functions_in`
+    found in the ``texts`` texts, parsed once by the caller."""
+    units, unparsable = functions
     limit = settings.max_functions if max_functions is None else max_functions
     if len(units) > limit:
         keep = sorted(sample_indices(len(units), limit, settings.seed))
@@ -128,7 +132,7 @@ def shape_metrics(
     summary = {
         **clusters.summary(),
         "texts_without_code": unparsable,
-        "share_without_code": unparsable / max(len(texts), 1),
+        "share_without_code": unparsable / max(texts, 1),
     }
     sizes = {
         "exact": clusters.family_sizes(clusters.exact_labels),
@@ -136,13 +140,6 @@ def shape_metrics(
         "by_threshold": {str(t): clusters.families_at(t) for t in THRESHOLDS},
     }
     return summary, sizes
-
-
-def common_function_count(samples: Sequence[Sequence[str]], settings: DiversitySettings) -> int:
-    """How many functions every sample can provide (capped by ``max_functions``): family
-    counts depend on how many functions are clustered, so each dataset gets the same number."""
-    found = [len(functions_in(texts)[0]) for texts in samples]
-    return min([settings.max_functions, *found])
 
 
 def topic_metrics(
@@ -187,7 +184,7 @@ def measure_texts(
     if vectors is None:
         vectors = embed_texts(list(texts), embed_with)
     budget = budget or ngram_count(texts, max(DISTINCT_NS))
-    shapes, _ = shape_metrics(texts, settings)
+    shapes, _ = shape_metrics(functions_in(texts), len(texts), settings)
     return {
         "items": len(texts),
         **text_metrics(texts, settings, budget),

@@ -15,10 +15,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from phi1lib.analysis.ast_shapes import functions_in
 from phi1lib.analysis.measure import (
     DISTINCT_NS,
     DiversitySettings,
-    common_function_count,
     embedding_metrics,
     family_agreement,
     ngram_count,
@@ -257,7 +257,10 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
         [settings.max_ngrams]
         + [ngram_count(texts, max(DISTINCT_NS)) for texts, _, _ in samples.values()]
     )
-    functions = common_function_count([texts for texts, _, _ in samples.values()], settings)
+    # Family counts depend on how many functions are clustered: every dataset gets as many as
+    # the poorest sample provides (at most diversity.max_functions).
+    parsed = {label: functions_in(texts) for label, (texts, _, _) in samples.items()}
+    functions = min([settings.max_functions, *(len(units) for units, _ in parsed.values())])
     topics = topic_names()
     topic_vectors = embed_texts(topic_descriptions(), ctx.profile)
     report: dict[str, Any] = {
@@ -273,7 +276,7 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
             vectors = stored[label][picked]
         else:
             vectors = embed_texts(texts, ctx.profile, progress=True)
-        shapes, families[label] = shape_metrics(texts, settings, functions)
+        shapes, families[label] = shape_metrics(parsed[label], len(texts), settings, functions)
         known = labels if labels is not None and set(labels) <= set(topics) else None
         report["datasets"][label] = {
             "items": len(texts),
