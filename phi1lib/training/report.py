@@ -16,6 +16,7 @@ import pandas as pd
 
 from phi1lib.paper import ARCHITECTURE, FILTER_ABLATION_350M, HYPERPARAMETERS, PHI1_FAMILY
 from phi1lib.profiles import Profile, load_profile
+from phi1lib.training.loop import TrainSettings
 from phi1lib.training.presets import (
     PHI1_VOCAB_SIZE,
     build_config,
@@ -135,8 +136,7 @@ def recipe_table(phase: str, profiles: Iterable[Profile | str] = ("tiny", "phi-1
             "": "schedule length (steps)",
             "paper": paper.get("steps_planned", steps),
             **{
-                f"profile {p.name}": p.section(phase).get("schedule_steps")
-                or p.section(phase)["steps"]
+                f"profile {p.name}": TrainSettings.from_section(p.section(phase)).planned_steps
                 for p in loaded
             },
         }
