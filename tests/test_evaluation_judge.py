@@ -8,13 +8,10 @@ offline teacher, whose refusal must come back as "no grade", not as a crash.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-import threading
 
 import pytest
-from aiohttp import web
+from fake_judge import JudgeServer
 
 from phi1lib.evaluation.benchmarks import load_new_problems
 from phi1lib.evaluation.judge import (
@@ -103,69 +100,11 @@ def test_judge_score_is_mean_grade_over_ten():
 # --- through the teacher client --------------------------------------------------------------
 
 
-class _JudgeServer:
-    """An OpenAI-compatible chat endpoint that grades 10 when the candidate equals the reference."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-    async def _chat(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(body)
-        user = body["messages"][-1]["content"]
-        reference = re.search(r"<reference>\n(.*)\n</reference>", user, re.S).group(1)
-        candidate = re.search(r"<code>\n(.*)\n</code>", user, re.S).group(1)
-        grade = 10 if candidate == reference else 2
-        answer = {"assessment": f"graded {grade}", "grade": grade}
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": json.dumps(answer)},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
-            }
-        )
-
-    def _serve(self):
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10), "the judge server did not start"
-        return self
-
-    def __exit__(self, *exc):
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-
 def test_judge_runs_through_the_teacher_client_and_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     problems = load_new_problems(limit=3)
     completions = [problems[0].canonical_solution, "    return None\n", ""]
-    with _JudgeServer() as server:
+    with JudgeServer(wrong_grade=2) as server:
         profile = load_profile(
             "smoke",
             {"teacher.endpoint": f"http://127.0.0.1:{server.port}/v1", "teacher.model": "judge"},
@@ -200,7 +139,7 @@ def test_add_judge_grades_puts_grades_and_score_into_a_report(tmp_path, monkeypa
     problems = load_new_problems(limit=2)
     report = evaluate_canonical("new", problems=problems, progress=False)
     report.results[1].samples[0] = SampleResult("    return 0\n", "failed", False)
-    with _JudgeServer() as server:
+    with JudgeServer(wrong_grade=2) as server:
         profile = load_profile(
             "smoke",
             {"teacher.endpoint": f"http://127.0.0.1:{server.port}/v1", "teacher.model": "judge"},

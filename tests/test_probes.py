@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
-import threading
 from pathlib import Path
 
 import pytest
+from fake_judge import JudgeServer
 
 from phi1lib.analysis.intervals import paired_bootstrap_difference, wilson_interval
 from phi1lib.analysis.probes.checks import (
@@ -195,19 +193,13 @@ def test_probes_become_chapter_6_problems_for_the_judge():
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised phi-1-architecture model with a small BPE tokenizer."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from tokenizers import decoders as token_decoders
-    from transformers import PhiForCausalLM, PreTrainedTokenizerFast
+    from transformers import PhiForCausalLM
 
     from phi1lib.training.presets import build_config
+    from phi1lib.training.tokenizer import train_bpe_tokenizer
 
     folder = tmp_path_factory.mktemp("model")
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = token_decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"])
-    core.train_from_iterator([p.prompt + p.reference for p in SUITE], trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>")
+    tokenizer = train_bpe_tokenizer([p.prompt + p.reference for p in SUITE], 400)
     tokenizer.save_pretrained(folder)
     eos = tokenizer.eos_token_id
     config = build_config("smoke", vocab_size=448, eos_token_id=eos, pad_token_id=eos)
@@ -313,63 +305,6 @@ def test_probes_command_prints_rates_and_writes_answers(
         main(["probes", str(tiny_model_dir), "--categories", "graphics"])
 
 
-class _GradingServer:
-    """An OpenAI-compatible chat endpoint on 127.0.0.1 that grades like a strict judge: 10 when
-    the candidate equals the correct answer, 1 otherwise (chapter 6's judge prompt format)."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-    async def _chat(self, request):
-        from aiohttp import web
-
-        body = await request.json()
-        self.requests.append(body)
-        user = body["messages"][-1]["content"]
-        reference = re.search(r"<reference>\n(.*)\n</reference>", user, re.S).group(1)
-        candidate = re.search(r"<code>\n(.*)\n</code>", user, re.S).group(1)
-        grade = 10 if candidate == reference else 1
-        message = {"role": "assistant", "content": json.dumps({"assessment": "-", "grade": grade})}
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55},
-            }
-        )
-
-    def _serve(self):
-        from aiohttp import web
-
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10), "the grading server did not start"
-        return self
-
-    def __exit__(self, *exc):
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-
 def test_answers_are_graded_through_the_teacher_client(tmp_path, monkeypatch):
     from phi1lib.analysis.probes.runner import grade_completions
     from phi1lib.profiles import load_profile
@@ -377,7 +312,7 @@ def test_answers_are_graded_through_the_teacher_client(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     probes = [BY_ID["logic/bank-account"], BY_ID["chat/keep-even"], BY_ID["gui/pygame-grid"]]
     answers = [probes[0].reference, "I would use a loop.", "    pass\n"]
-    with _GradingServer() as server:
+    with JudgeServer(wrong_grade=1) as server:
         endpoint = f"http://127.0.0.1:{server.port}/v1"
         profile = load_profile("smoke", {"teacher.endpoint": endpoint, "teacher.model": "judge"})
         grades, report = grade_completions(profile, probes, answers, tmp_path / "cache")
