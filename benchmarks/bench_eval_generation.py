@@ -23,8 +23,7 @@ import tempfile
 import time
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PhiForCausalLM, PreTrainedTokenizerFast
+from transformers import PhiForCausalLM
 
 from phi1lib.evaluation.generation import (
     GenerationStats,
@@ -35,19 +34,11 @@ from phi1lib.evaluation.generation import (
 from phi1lib.evaluation.harness import evaluate_canonical
 from phi1lib.evaluation.humaneval import load_humaneval
 from phi1lib.training.presets import build_config, padded_vocab_size
+from phi1lib.training.tokenizer import train_bpe_tokenizer
 
 
 def _tiny_model(folder: str, texts: list[str]) -> None:
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=2048,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    tokenizer = train_bpe_tokenizer(texts, 2048)
     tokenizer.save_pretrained(folder)
     config = build_config(
         "tiny",

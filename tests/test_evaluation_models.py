@@ -29,19 +29,11 @@ from phi1lib.sandbox import SandboxLimits
 
 def make_tiny_model(folder, *, seed: int = 0) -> None:
     """A random 2-layer Phi model and a 400-token BPE tokenizer, saved as a model folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PhiConfig, PhiForCausalLM, PreTrainedTokenizerFast
+    from transformers import PhiConfig, PhiForCausalLM
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator([p.reference_code() for p in load_new_problems()], trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    from phi1lib.training.tokenizer import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer([p.reference_code() for p in load_new_problems()], 400)
     tokenizer.save_pretrained(folder)
     config = PhiConfig(
         vocab_size=len(tokenizer),
