@@ -88,3 +88,29 @@ def test_every_mentioned_config_file_exists():
         if not (REPO / name).is_file()
     }
     assert not missing, "\n".join(sorted(missing))
+
+
+def test_nothing_reads_outside_the_checkout():
+    """A reader clones this repository alone: no code, test or page may reach for a folder beside
+    it (such as a ``shared`` data folder next to the checkout)."""
+    pattern = re.compile(
+        r"""\.\./shared|parent\s*/\s*["']shared["']|["']shared["']\s*/\s*["']data"""
+    )
+    texts = [
+        *(REPO / "phi1lib").rglob("*.py"),
+        *(REPO / "tests").rglob("*.py"),
+        *(REPO / "benchmarks").rglob("*.py"),
+        *(REPO / "book").glob("*.md"),
+        *NOTEBOOKS,
+        REPO / "Makefile",
+        REPO / "_config.yml",
+    ]
+    this_test = Path(__file__).resolve()
+    hits = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in texts
+        if path.resolve() != this_test
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not hits, "\n".join(hits)

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import ast
+import gzip
+import hashlib
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 from itertools import combinations
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import REPO
 
 from phi1lib.evaluation.benchmarks import NEW_PROBLEMS_FILE, load_benchmark, load_new_problems
 from phi1lib.evaluation.humaneval import load_humaneval
-from phi1lib.evaluation.mbpp import MBPP_DIR_ENV, MBPP_HUB_ID, default_mbpp_source, load_mbpp
+from phi1lib.evaluation.mbpp import (
+    MBPP_DIR_ENV,
+    MBPP_PACKAGED_DIR,
+    default_mbpp_source,
+    load_mbpp,
+)
 from phi1lib.evaluation.passk import mean_pass_at_k, pass_at_k, pass_at_k_table
 from phi1lib.evaluation.problems import ProblemFormatError
 
-MBPP_DIR = SHARED_DATA / "mbpp"
-needs_mbpp = pytest.mark.skipif(not (MBPP_DIR / "mbpp.jsonl").exists(), reason="no shared MBPP")
+# The digests Hugging Face `datasets` recorded for google-research's two MBPP files.
+MBPP_SHA256 = {
+    "mbpp.jsonl.gz": ("ccf64ceae9c5403bf50a044cb6d505bfd2a2963ee58338ba268fd65beab92a9f", 563_743),
+    "sanitized-mbpp.json.gz": (
+        "ca95deaa9a01ef0a6f439f88bcf0dd3db3563d22f22aad6cae04ebb9a8d8c8e9",
+        255_053,
+    ),
+}
 
 
 # --- pass@k ----------------------------------------------------------------------------------
@@ -86,18 +103,38 @@ def test_humaneval_program_runs_the_check_function():
 # --- MBPP ------------------------------------------------------------------------------------
 
 
-@needs_mbpp
+@pytest.mark.parametrize("name", sorted(MBPP_SHA256))
+def test_bundled_mbpp_is_google_research_bytes(name):
+    digest, size = MBPP_SHA256[name]
+    data = gzip.decompress((MBPP_PACKAGED_DIR / name).read_bytes())
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest)
+    readme = (MBPP_PACKAGED_DIR / "README.md").read_text()
+    assert digest in readme and "CC BY 4.0" in readme and "arXiv:2108.07732" in readme
+
+
 def test_mbpp_offline_splits_have_the_standard_sizes(monkeypatch):
-    monkeypatch.setenv(MBPP_DIR_ENV, str(MBPP_DIR))
+    monkeypatch.delenv(MBPP_DIR_ENV, raising=False)
     sizes = {split: len(load_mbpp(split)) for split in ("prompt", "test", "validation", "train")}
     assert sizes == {"prompt": 10, "test": 500, "validation": 90, "train": 374}
     test = load_mbpp("test")
     assert test[0].task_id == "MBPP/11" and test[-1].task_id == "MBPP/510"
 
 
-@needs_mbpp
-def test_mbpp_prompt_is_the_task_and_first_test_in_a_docstring(monkeypatch):
-    monkeypatch.setenv(MBPP_DIR_ENV, str(MBPP_DIR))
+def test_sanitized_mbpp_splits_and_imports(monkeypatch):
+    monkeypatch.delenv(MBPP_DIR_ENV, raising=False)
+    splits = ("prompt", "test", "validation", "train")
+    sizes = {split: len(load_mbpp(split, variant="sanitized")) for split in splits}
+    assert sizes == {"prompt": 7, "test": 257, "validation": 43, "train": 120}
+    with_imports = [p for p in load_mbpp("test", variant="sanitized") if "import " in p.test]
+    assert with_imports, "test_imports of the sanitized set become the tests' set-up"
+    for problem in with_imports[:3]:
+        namespace: dict = {}
+        exec(problem.program(problem.canonical_solution), namespace)  # trusted references
+    with pytest.raises(ValueError, match="unknown MBPP variant"):
+        load_mbpp("test", variant="plus")
+
+
+def test_mbpp_prompt_is_the_task_and_first_test_in_a_docstring():
     problem = load_mbpp("prompt")[1]  # task 2, one of the MBPP paper's own few-shot examples
     assert problem.prompt == (
         '"""\nWrite a function to find the similar elements from the given two tuple lists.\n'
@@ -114,11 +151,35 @@ def test_mbpp_missing_folder_is_named(monkeypatch, tmp_path):
         load_mbpp("test")
 
 
-def test_mbpp_default_source_prefers_the_environment(monkeypatch, tmp_path):
+def test_mbpp_default_source_is_the_bundled_copy_unless_overridden(monkeypatch, tmp_path):
     monkeypatch.setenv(MBPP_DIR_ENV, str(tmp_path))
     assert default_mbpp_source() == str(tmp_path)
     monkeypatch.delenv(MBPP_DIR_ENV)
-    assert default_mbpp_source() in {str(MBPP_DIR.resolve()), str(MBPP_DIR), MBPP_HUB_ID}
+    assert default_mbpp_source() == str(MBPP_PACKAGED_DIR)
+
+
+def test_a_stage_needing_mbpp_builds_from_the_package_alone(tmp_path):
+    """The textbooks stage decontaminates against MBPP: it builds from a copy of the package
+    with nothing beside it (no checkout, no folder of shared data) and no $PHI1_MBPP_DIR."""
+    alone = tmp_path / "alone"
+    shutil.copytree(
+        REPO / "phi1lib", alone / "phi1lib", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHI1_")}
+    env.update(PYTHONPATH=str(alone), PHI1_RUNS=str(tmp_path / "runs"), HF_HUB_OFFLINE="1")
+    script = (
+        "import json, phi1lib, phi1lib.evaluation.mbpp as m; from phi1lib import pipeline\n"
+        "a = pipeline.run('textbooks', 'smoke')\n"
+        "print(json.dumps([phi1lib.__file__, m.default_mbpp_source(), a.manifest['counts']]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=alone, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    package, source, counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert package.startswith(str(alone)) and source.startswith(str(alone))
+    assert counts, "the stage recorded its counts"
 
 
 def _hub_rows(task_ids):

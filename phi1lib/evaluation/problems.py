@@ -9,6 +9,7 @@ Introduced in chapter 6 ("Three benchmarks").
 from __future__ import annotations
 
 import ast
+import gzip
 import inspect
 import json
 from collections.abc import Iterable, Mapping
@@ -109,8 +110,16 @@ def problem_from_humaneval_record(
 
 
 def read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    """``(line number, record)`` for every non-blank line; a bad line names the file and line."""
-    with path.open(encoding="utf-8") as handle:
+    """``(line number, record)`` for every non-blank line; a bad line names the file and line.
+
+    A name ending in ``.gz`` is read through gzip, as the bundled benchmark files are stored.
+    """
+    gzipped = path.suffix == ".gz"
+    with (
+        gzip.open(path, "rt", encoding="utf-8")
+        if gzipped
+        else path.open(encoding="utf-8") as handle
+    ):
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
