@@ -71,14 +71,19 @@ def exact_duplicates(texts: Sequence[str]) -> list[list[int]]:
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
+def code_tokens(text: str) -> list[str]:
+    """The words of a text for near-deduplication: runs of letters, digits and underscores."""
+    return [t for t in _NON_ALPHANUMERIC.split(text) if t]
+
+
 def shingles(text: str, ngram_size: int = NGRAM_SIZE) -> set[str]:
     """The set of word n-grams that near-deduplication compares (chapter 1).
 
-    Tokens are the runs of letters, digits and underscores, so code that differs only in
-    punctuation, spacing or layout has the same shingles. A text with fewer tokens than
-    ``ngram_size`` is one shingle of all its tokens; a text without tokens has none.
+    Tokens are :func:`code_tokens`, so code that differs only in punctuation, spacing or layout
+    has the same shingles. A text with fewer tokens than ``ngram_size`` is one shingle of all its
+    tokens; a text without tokens has none.
     """
-    tokens = [t for t in _NON_ALPHANUMERIC.split(text) if t]
+    tokens = code_tokens(text)
     if not tokens:
         return set()
     if len(tokens) < ngram_size:

@@ -23,7 +23,7 @@ Introduced in chapter 1; chapter 8 reuses it to measure diversity.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,21 +60,23 @@ def load_tokenizer(name: str):
     return tokenizer
 
 
-def count_tokens(texts: Sequence[str], tokenizer_name: str, *, batch_size: int = 256) -> list[int]:
-    """Tokens per text under a model's tokenizer, without special tokens (chapter 1).
+def token_counter(tokenizer_name: str) -> Callable[[Sequence[str]], list[int]]:
+    """A function that counts each text's tokens under a model's tokenizer (loaded once).
 
-    Chapter 1 counts the corpus with this: the codegen tokenizer online, as the paper did, and the
-    MiniLM tokenizer offline as a stand-in (WordPiece splits code differently, so the offline
-    counts are comparable with each other, not with the paper's).
+    No special tokens are counted, and texts are neither cut nor padded. Chapter 1 counts the
+    corpus with this: the codegen tokenizer online, as the paper did, and the MiniLM tokenizer
+    offline as a stand-in (WordPiece splits code differently, so the offline counts are
+    comparable with each other, not with the paper's).
     """
     backend = load_tokenizer(tokenizer_name).backend_tokenizer
     backend.no_truncation()
     backend.no_padding()
-    counts: list[int] = []
-    for start in range(0, len(texts), batch_size):
-        batch = list(texts[start : start + batch_size])
-        counts.extend(len(e.ids) for e in backend.encode_batch(batch, add_special_tokens=False))
-    return counts
+
+    def count(texts: Sequence[str]) -> list[int]:
+        encoded = backend.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encoded]
+
+    return count
 
 
 def mean_pool(last_hidden_state, attention_mask):
@@ -162,7 +164,7 @@ def _load_model(name: str, device: str):
     import torch
     from transformers import AutoModel
 
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModel.from_pretrained(resolve_model_path(name), dtype=dtype)
     return model.to(device).eval()
 

@@ -107,7 +107,7 @@ def test_profile_settings_and_token_counts(texts):
         "max_chunks": 1,
         "batch_size": 32,
     }
-    counts = embeddings.count_tokens(texts, embeddings.OFFLINE_MODEL)
+    counts = embeddings.token_counter(embeddings.OFFLINE_MODEL)(texts)
     tokenizer = embeddings.load_tokenizer(embeddings.OFFLINE_MODEL)
     assert counts == [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert counts[0] > 1000 and counts[3] == 3

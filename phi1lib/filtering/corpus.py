@@ -14,16 +14,24 @@ Two sources give records of one schema (``text``, ``path``, ``package``, ``sourc
   parquet or JSON Lines file with The Stack's columns goes through exactly the same code.
 
 A file is skipped (``skip_reason`` set, text emptied unless it is readable text) when it cannot
-be read, is larger than ``max_file_bytes``, holds NUL bytes (binary), cannot be decoded, is empty,
-or is Python that ``ast.parse`` rejects. Introduced in chapter 1.
+be read, is larger than ``max_file_bytes``, holds NUL bytes or is no regular file at all (a FIFO,
+socket or device: both count as ``binary``), cannot be decoded, is empty, or is Python that
+``ast.parse`` rejects. Only regular files are opened, their size is checked before they are read
+and never more than ``max_file_bytes`` are read, and folders are walked without recursion, so no
+file or folder a reader points at can hang, exhaust memory or overflow the stack.
+
+Worker ``rank`` of ``world_size`` reads one contiguous block of the corpus (:func:`shard_range`),
+so the workers' outputs laid end to end are the corpus in order. Introduced in chapter 1.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import os
 import random
 import site
+import stat
 import sysconfig
 import tokenize
 import warnings
@@ -81,20 +89,44 @@ def decode_python(data: bytes) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def _read_regular_file(location: Path, max_file_bytes: int) -> tuple[bytes, int, str | None]:
+    """The bytes of a regular file, at most ``max_file_bytes`` + 1 of them, or why not.
+
+    ``os.stat`` follows a symbolic link to what it names. Anything but a regular file (a FIFO
+    would block ``open``, ``/dev/zero`` never ends) is refused before it is opened; the open
+    itself does not block, and what was opened is checked again, in case the path changed.
+    """
+    try:
+        info = os.stat(location)
+    except FileNotFoundError:
+        return b"", 0, "not_found"
+    except OSError:  # permissions, a loop of symbolic links, a name too long
+        return b"", 0, "unreadable"
+    if not stat.S_ISREG(info.st_mode):
+        return b"", 0, "binary"
+    if max_file_bytes and info.st_size > max_file_bytes:
+        return b"", info.st_size, "too_large"
+    try:
+        descriptor = os.open(location, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return b"", info.st_size, "unreadable"
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return b"", 0, "binary"
+            data = handle.read(max_file_bytes + 1) if max_file_bytes else handle.read()
+        except OSError:
+            return b"", info.st_size, "unreadable"
+    if max_file_bytes and len(data) > max_file_bytes:  # it grew since it was measured
+        return b"", len(data), "too_large"
+    return data, len(data), None
+
+
 def read_python_file(location: Path, max_file_bytes: int) -> tuple[str, int, str | None]:
     """Read one file: ``(text, size in bytes, skip_reason)``; never raises for bad input."""
-    try:
-        size = location.stat().st_size
-    except FileNotFoundError:
-        return "", 0, "not_found"
-    except OSError:
-        return "", 0, "unreadable"
-    if max_file_bytes and size > max_file_bytes:
-        return "", size, "too_large"
-    try:
-        data = location.read_bytes()
-    except OSError:
-        return "", size, "unreadable"
+    data, size, reason = _read_regular_file(location, max_file_bytes)
+    if reason is not None:
+        return "", size, reason
     if b"\x00" in data:
         return "", size, "binary"
     try:
@@ -102,6 +134,34 @@ def read_python_file(location: Path, max_file_bytes: int) -> tuple[str, int, str
     except (SyntaxError, LookupError, UnicodeDecodeError):  # bad cookie, unknown codec, bad bytes
         return "", size, "undecodable"
     return text, size, check_text(text)
+
+
+def iter_python_files(root: Path) -> Iterator[Path]:
+    """Every ``*.py`` entry under a folder that is not itself a folder, in no particular order.
+
+    The walk keeps its own stack of folders instead of recursing (a tree 1,200 folders deep is
+    walked like a flat one), does not descend into symbolic links to folders (a link to ``..``
+    would never end) nor into ``__pycache__``, and skips folders it may not list. FIFOs and
+    devices named ``*.py`` are returned: :func:`read_python_file` skips them with a reason.
+    """
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            if is_folder:
+                if not entry.is_symlink() and entry.name != "__pycache__":
+                    pending.append(Path(entry.path))
+            elif entry.name.endswith(".py"):
+                yield Path(entry.path)
 
 
 def _project_roots() -> list[Path]:
@@ -126,10 +186,10 @@ def local_python_files() -> list[LocalFile]:
     for root, source in roots:
         if not root.is_dir():
             continue
-        for location in root.rglob("*.py"):
+        for location in iter_python_files(root):
             relative = location.relative_to(root)
             parts = relative.parts
-            if "__pycache__" in parts or parts[0].startswith("__editable__"):
+            if parts[0].startswith("__editable__"):
                 continue
             if source == "stdlib" and parts[0] in {"site-packages", "dist-packages"}:
                 continue
@@ -206,6 +266,16 @@ def share_of(total: int, rank: int, world_size: int) -> int:
     return total // world_size + (1 if rank < total % world_size else 0)
 
 
+def shard_range(total: int, rank: int, world_size: int) -> range:
+    """The contiguous block of ``range(total)`` that worker ``rank`` of ``world_size`` takes.
+
+    The blocks are as even as :func:`share_of` makes them and follow each other in rank order, so
+    that "first in the corpus" means "lowest rank, then first within the rank" (chapter 1).
+    """
+    start = rank * (total // world_size) + min(rank, total % world_size)
+    return range(start, start + share_of(total, rank, world_size))
+
+
 def hub_records(
     sources: Sequence[Mapping[str, Any]],
     *,
@@ -244,13 +314,23 @@ def hub_records(
 
 
 def corpus_records(
-    corpus: Mapping[str, Any], *, rank: int = 0, world_size: int = 1, progress: bool = False
+    corpus: Mapping[str, Any],
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    local_files: Sequence[LocalFile] | None = None,
+    progress: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """The records of a profile's ``[corpus]`` section, whichever its source (chapter 1)."""
+    """The records of a profile's ``[corpus]`` section, whichever its source (chapter 1).
+
+    For the local source, ``local_files`` is the sample when the caller has drawn it already
+    (listing this machine's Python files takes seconds, and every worker would repeat it).
+    """
     source = corpus["source"]
     if source == "local":
-        files = sample_files(local_python_files(), corpus["max_files"], corpus["seed"])
-        mine = files[rank::world_size]
+        if local_files is None:
+            local_files = sample_files(local_python_files(), corpus["max_files"], corpus["seed"])
+        mine = [local_files[i] for i in shard_range(len(local_files), rank, world_size)]
         yield from local_records(mine, max_file_bytes=corpus["max_file_bytes"], progress=progress)
     elif source == "hub":
         yield from hub_records(
@@ -274,7 +354,7 @@ def python_files_under(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*.py")) if "__pycache__" not in p.parts)
+            found.extend(sorted(iter_python_files(path)))
         else:
             found.append(path)
     return list(dict.fromkeys(found))

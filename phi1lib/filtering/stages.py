@@ -9,7 +9,12 @@
 
 ``raw_code`` and ``filtered_code`` are what later chapters read: the ablation's unfiltered
 corpus and the filtered half of CodeTextbook, each a ``data`` dataset with a ``text`` column and
-token counts in its manifest. Introduced in chapter 1.
+token counts in its manifest.
+
+Reading, deduplication, embedding and scoring are datatrove pipelines (:mod:`.steps`,
+:mod:`.dedup_steps`) run by the profile's executor (:mod:`.engine`) over several tasks at every
+profile; each stage then lays its tasks' output end to end as the artifact. Introduced in
+chapter 1.
 """
 
 from __future__ import annotations
@@ -22,17 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from phi1lib.dedup import deduplicate
-from phi1lib.embeddings import count_tokens, load_embedder
 from phi1lib.filtering import classifier as forest
-from phi1lib.filtering.corpus import SKIP_REASONS, corpus_records
+from phi1lib.filtering.corpus import SKIP_REASONS, local_python_files, sample_files
 from phi1lib.filtering.judge import judge_texts, sample_indices, score_counts
-from phi1lib.filtering.scoring import MODEL_FILE, embedding_view
+from phi1lib.filtering.scoring import MODEL_FILE
 from phi1lib.pipeline import Stage, StageContext
-from phi1lib.runstore import fingerprint
 from phi1lib.teacher.tasks import JUDGE
 
-EMBED_BLOCK = 1024  # files embedded between two saves of the resumable embedding cache
+EMBED_BLOCK = 256  # files embedded between two saves; tasks get whole blocks (resumable)
 MIN_LABELLED = 0.9  # below this share of usable answers the judge stage fails (nothing is stored)
 SWEEP = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
 
@@ -44,85 +46,132 @@ def _write_json(path: Path, payload: Any) -> None:
 def _corpus_config(profile) -> dict[str, Any]:
     corpus = profile.section("corpus")
     corpus.pop("token_counter", None)  # counting tokens is raw_code's business
+    if corpus["source"] == "hub":  # which rows a task streams depends on how many tasks share
+        from phi1lib.filtering.engine import Engine
+
+        corpus["tasks"] = Engine.from_profile(profile).tasks
     return corpus
+
+
+def _features(columns: dict[str, str]):
+    from datasets import Features, Value
+
+    return Features({name: Value(kind) for name, kind in columns.items()})
+
+
+CORPUS_COLUMNS = {"text": "string", "path": "string", "package": "string", "source": "string"}
+CORPUS_COLUMNS |= {"size": "int64", "skip_reason": "string"}
 
 
 def build_code_corpus(ctx: StageContext) -> dict[str, Any]:
     """Read every file of the profile's corpus source into one dataset, skipped files included."""
-    from datasets import Dataset, Features, Value
+    from phi1lib.filtering.engine import Engine, Step, work_folder
+    from phi1lib.filtering.steps import RECORD_COLUMNS, CorpusReader, parquet_writer, save_shards
 
-    features = Features(
-        {
-            "text": Value("string"),
-            "path": Value("string"),
-            "package": Value("string"),
-            "source": Value("string"),
-            "size": Value("int64"),
-            "skip_reason": Value("string"),
-        }
+    corpus = _corpus_config(ctx.profile)
+    corpus.pop("tasks", None)
+    engine = Engine.from_profile(ctx.profile)
+    work = work_folder(ctx, "code_corpus")
+    local = None
+    if corpus["source"] == "local":  # drawn once here, not once per task
+        local = sample_files(local_python_files(), corpus["max_files"], corpus["seed"])
+    columns = {**RECORD_COLUMNS, "skip_reason": "string"}
+    read = [CorpusReader(corpus, local), parquet_writer(work / "records", columns)]
+    engine.run([Step("read", read, engine.tasks)], work, stage="code_corpus")
+    records = save_shards(
+        work / "records", _features(CORPUS_COLUMNS), ctx.out / "data", work / "arrow"
     )
-    build_cache = ctx.out / ".build-cache"
-    dataset = Dataset.from_generator(
-        corpus_records,
-        gen_kwargs={"corpus": _corpus_config(ctx.profile), "progress": True},
-        features=features,
-        cache_dir=str(build_cache),
-    )
-    dataset.save_to_disk(str(ctx.out / "data"))
-    del dataset
-    shutil.rmtree(build_cache, ignore_errors=True)
-    reasons = Counter(_load(ctx.out / "data")["skip_reason"])
+    reasons = Counter(records["skip_reason"])
+    del records
+    shutil.rmtree(work, ignore_errors=True)
     counts = {"files": sum(reasons.values()), "readable": reasons.get(None, 0)}
     counts.update({f"skipped_{reason}": reasons.get(reason, 0) for reason in SKIP_REASONS})
     return counts
 
 
-def _load(path: Path):
+def build_raw_code(ctx: StageContext) -> dict[str, Any]:
+    """Drop skipped files, remove exact and near duplicates, count tokens (:mod:`.dedup_steps`)."""
     from datasets import load_from_disk
 
-    return load_from_disk(str(path))
+    from phi1lib.filtering.dedup_steps import Duplicates, dedup_params, dedup_steps
+    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.steps import DatasetReader, save_shards
 
-
-def build_raw_code(ctx: StageContext) -> dict[str, Any]:
-    """Drop skipped files, remove exact and near duplicates, count tokens."""
-    corpus = ctx.inputs["code_corpus"].dataset()
-    readable = corpus.filter(
-        lambda reason: reason is None, input_columns="skip_reason", keep_in_memory=True
-    )
-    texts = readable["text"]
+    corpus_path = ctx.inputs["code_corpus"].file("data")
     dedup = ctx.profile.section("dedup")
-    result = deduplicate(
-        texts,
-        near=dedup["near"],
-        threshold=dedup["threshold"],
-        num_perm=dedup["num_perm"],
-        ngram_size=dedup["ngram_size"],
-        progress=True,
+    token_counter = ctx.profile.corpus.token_counter
+    engine = Engine.from_profile(ctx.profile)
+    work = work_folder(ctx, "raw_code")
+    steps = dedup_steps(
+        corpus_path,
+        work,
+        dedup,
+        tasks=engine.tasks,
+        bucket_workers=engine.bucket_workers,
+        token_counter=token_counter,
     )
-    kept = readable.select(result.kept, keep_in_memory=True).remove_columns("skip_reason")
-    tokens = count_tokens(kept["text"], ctx.profile.corpus.token_counter)
-    kept = kept.add_column("tokens", tokens)
-    kept.save_to_disk(str(ctx.out / "data"))
-    paths = readable["path"]
-    report = result.to_dict()
-    report["clusters"] = [
-        {"kind": kind, "paths": [paths[i] for i in members]}
-        for kind, groups in (("exact", result.exact_groups), ("near", result.near_clusters))
-        for members in groups
-    ]
-    report["token_counter"] = ctx.profile.corpus.token_counter
-    _write_json(ctx.out / "dedup.json", report)
-    summary = result.summary()
-    return {
+    engine.run(steps, work, stage="raw_code")
+    kept_columns = {k: v for k, v in CORPUS_COLUMNS.items() if k != "skip_reason"}
+    kept = save_shards(
+        work / "kept",
+        _features({**kept_columns, "tokens": "int64"}),
+        ctx.out / "data",
+        work / "arrow",
+    )
+    corpus = load_from_disk(str(corpus_path))
+    reader = DatasetReader(corpus_path)
+    found = Duplicates.load(
+        work / "clusters" / "members.npy",
+        lambda task: reader.rows(len(corpus), task, engine.tasks).start,
+    )
+    summary = found.summary(ctx.inputs["code_corpus"].counts["readable"])
+    if summary["kept"] != len(kept):
+        raise RuntimeError(
+            f"raw_code: the filter kept {len(kept)} files, the clusters say {summary['kept']}"
+        )
+    _save_clusters(found, corpus, ctx.out / "clusters")
+    _write_json(
+        ctx.out / "dedup.json",
+        {
+            "summary": summary,
+            "params": dedup_params(dedup),
+            "cluster_sizes": {str(k): v for k, v in found.cluster_sizes().items()},
+            "token_counter": token_counter,
+        },
+    )
+    tokens = np.asarray(kept["tokens"], dtype=np.int64)
+    counts = {
         "files": len(kept),
-        "tokens": int(sum(tokens)),
-        "bytes": int(sum(kept["size"])),
+        "tokens": int(tokens.sum()),
+        "bytes": int(np.asarray(kept["size"], dtype=np.int64).sum()),
         "input_files": summary["input"],
         "removed_exact": summary["removed_exact"],
         "removed_near": summary["removed_near"],
         "near_clusters": summary["near_clusters"],
         "largest_cluster": summary["largest_cluster"],
     }
+
+    shutil.rmtree(work, ignore_errors=True)
+    return counts
+
+
+def _save_clusters(found, corpus, target: Path) -> None:
+    """Every exact group and near cluster with its files' paths, the kept one first."""
+    from datasets import Dataset, Features, Sequence, Value
+
+    clusters = found.clusters()
+    rows = sorted({row for _, members in clusters for row in members})
+    paths = dict(zip(rows, corpus.select(rows)["path"], strict=True))
+    Dataset.from_dict(
+        {
+            "kind": [kind for kind, _ in clusters],
+            "size": [len(rows) for _, rows in clusters],
+            "paths": [[paths[row] for row in rows] for _, rows in clusters],
+        },
+        features=Features(
+            {"kind": Value("string"), "size": Value("int64"), "paths": Sequence(Value("string"))}
+        ),
+    ).save_to_disk(str(target))
 
 
 def _judge_config(profile) -> dict[str, Any]:
@@ -188,35 +237,45 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
 
 
 def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
-    """Embed every ``raw_code`` file (its :func:`embedding_view`); an interrupted run resumes.
+    """Embed every ``raw_code`` file (its :func:`~.scoring.embedding_view`); interruptions resume.
 
-    Blocks of ``EMBED_BLOCK`` files are saved to a cache folder keyed by the input and the
-    settings as soon as they are done, and a rerun starts from the first missing block.
+    The tasks embed whole blocks of ``EMBED_BLOCK`` files, on the GPU when there is one, and
+    save each block as soon as it is done (:class:`~.steps.EmbedFiles`); a rerun embeds only
+    the blocks that are missing. The blocks are then laid end to end in raw_code's order.
     """
+    from phi1lib.filtering.engine import Engine, Step, work_folder
+    from phi1lib.filtering.steps import DatasetReader, EmbedFiles
+
     raw = ctx.inputs["raw_code"]
     embed = ctx.profile.section("embed")
-    key = fingerprint({"raw_code": raw.fingerprint, "embed": embed})
-    cache = ctx.store.root / ".cache" / f"code_embeddings-{key}"
-    cache.mkdir(parents=True, exist_ok=True)
-    texts = [embedding_view(text) for text in raw.dataset()["text"]]
-    embedder = load_embedder(
-        embed["model"],
-        max_tokens=embed["max_tokens"],
-        max_chunks=embed["max_chunks"],
-        batch_size=embed["batch_size"],
+    engine = Engine.from_profile(ctx.profile)
+    work = work_folder(ctx, "code_embeddings")
+    pipeline = [
+        DatasetReader(raw.file("data"), block=EMBED_BLOCK),
+        EmbedFiles(work / "blocks", embed, EMBED_BLOCK, threads=engine.threads_per_task()),
+    ]
+    engine.run([Step("embed", pipeline, engine.tasks, gpu=True)], work, stage="code_embeddings")
+    files = raw.counts["files"]
+    starts = range(0, files, EMBED_BLOCK)
+    if files:
+        dim = np.load(work / "blocks" / f"{0:09d}.npy", mmap_mode="r").shape[1]
+    else:
+        dim = _embedding_dim(embed)
+    embeddings = np.lib.format.open_memmap(
+        ctx.out / "embeddings.npy", mode="w+", dtype=np.float32, shape=(files, dim)
     )
-    blocks = []
-    for start in range(0, len(texts), EMBED_BLOCK):
-        block_file = cache / f"{start:09d}.npy"
-        if not block_file.exists():
-            vectors = embedder.embed(texts[start : start + EMBED_BLOCK], progress=True)
-            np.save(cache / f"{start:09d}.tmp.npy", vectors)
-            (cache / f"{start:09d}.tmp.npy").replace(block_file)
-        blocks.append(np.load(block_file))
-    embeddings = np.concatenate(blocks) if blocks else np.zeros((0, embedder.dim), np.float32)
-    np.save(ctx.out / "embeddings.npy", embeddings)
-    shutil.rmtree(cache, ignore_errors=True)
-    return {"files": len(embeddings), "dim": int(embedder.dim), "model": embed["model"]}
+    for start in starts:  # block by block: the whole array need not fit in memory
+        embeddings[start : start + EMBED_BLOCK] = np.load(work / "blocks" / f"{start:09d}.npy")
+    embeddings.flush()
+    del embeddings
+    shutil.rmtree(work, ignore_errors=True)
+    return {"files": files, "dim": int(dim), "model": embed["model"]}
+
+
+def _embedding_dim(embed: dict[str, Any]) -> int:
+    from phi1lib.embeddings import load_embedder
+
+    return load_embedder(embed["model"], max_tokens=embed["max_tokens"]).dim
 
 
 def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
@@ -277,52 +336,76 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
     """Score every ``raw_code`` file and keep those at or above the classifier's threshold.
 
     A file the forest was trained on gets its out-of-bag score (from the trees that did not
-    see it), so that the training files are not favoured over the rest of the corpus.
+    see it), so that the training files are not favoured over the rest of the corpus. The tasks
+    score their blocks of files (:class:`~.steps.ScoreFiles`) and write all scores and the kept
+    files; each file is scored by exactly one task.
     """
-    from datasets import Dataset
+    from datatrove.pipeline.filters.lambda_filter import LambdaFilter
 
-    raw = ctx.inputs["raw_code"].dataset()
-    embeddings = np.load(ctx.inputs["code_embeddings"].file("embeddings.npy"))
+    from phi1lib.filtering.engine import Engine, Step, work_folder
+    from phi1lib.filtering.steps import (
+        RECORD_COLUMNS,
+        DatasetReader,
+        ScoreFiles,
+        is_kept,
+        parquet_writer,
+        save_shards,
+    )
+
+    raw = ctx.inputs["raw_code"]
     classifier_artifact = ctx.inputs["edu_classifier"]
-    model = forest.load_classifier(classifier_artifact.file(MODEL_FILE))
     threshold = classifier_artifact.json("metrics.json")["threshold"]
-    scores = forest.educational_probability(model, embeddings)
     training = classifier_artifact.json("training.json")
-    scores[training["raw_index"]] = training["edu_score"]
-    kept_mask = scores >= threshold
-    rounded = [round(float(s), 6) for s in scores]
-    trained_on = np.zeros(len(raw), dtype=bool)
-    trained_on[training["raw_index"]] = True
-    Dataset.from_dict(
-        {
-            "path": raw["path"],
-            "package": raw["package"],
-            "tokens": raw["tokens"],
-            "edu_score": rounded,
-            "kept": kept_mask.tolist(),
-            "trained_on": trained_on.tolist(),
-        }
-    ).save_to_disk(str(ctx.out / "scores"))
-    kept_index = np.flatnonzero(kept_mask).tolist()
-    kept = raw.select(kept_index, keep_in_memory=True)
-    kept = kept.add_column("edu_score", [rounded[i] for i in kept_index])
-    kept.save_to_disk(str(ctx.out / "data"))
-    tokens = np.asarray(raw["tokens"])
-    return {
-        "files": len(kept_index),
+    engine = Engine.from_profile(ctx.profile)
+    work = work_folder(ctx, "filtered_code")
+    score_columns = {"path": "string", "package": "string", "tokens": "int64"}
+    score_columns |= {"edu_score": "float64", "kept": "bool", "trained_on": "bool"}
+    kept_columns = {**RECORD_COLUMNS, "tokens": "int64", "edu_score": "float64"}
+    pipeline = [
+        DatasetReader(raw.file("data")),
+        ScoreFiles(
+            ctx.inputs["code_embeddings"].file("embeddings.npy"),
+            classifier_artifact.file(MODEL_FILE),
+            threshold,
+            dict(zip(training["raw_index"], training["edu_score"], strict=True)),
+        ),
+        parquet_writer(work / "scores", score_columns, text=False),
+        LambdaFilter(is_kept),
+        parquet_writer(work / "kept", kept_columns),
+    ]
+    engine.run([Step("score", pipeline, engine.tasks)], work, stage="filtered_code")
+    scores = save_shards(
+        work / "scores", _features(score_columns), ctx.out / "scores", work / "arrow"
+    )
+    kept = save_shards(
+        work / "kept",
+        _features({"text": "string", **kept_columns}),
+        ctx.out / "data",
+        work / "arrow",
+    )
+    if len(scores) != raw.counts["files"]:
+        raise RuntimeError(f"filtered_code: {len(scores)} scores for {raw.counts['files']} files")
+    tokens = np.asarray(scores["tokens"], dtype=np.int64)
+    kept_mask = np.asarray(scores["kept"], dtype=bool)
+    counts = {
+        "files": len(kept),
         "tokens": int(tokens[kept_mask].sum()),
-        "input_files": len(raw),
+        "input_files": len(scores),
         "input_tokens": int(tokens.sum()),
         "threshold": threshold,
-        "kept_file_fraction": round(len(kept_index) / max(len(raw), 1), 4),
+        "kept_file_fraction": round(len(kept) / max(len(scores), 1), 4),
         "kept_token_fraction": round(float(tokens[kept_mask].sum() / max(tokens.sum(), 1)), 4),
     }
+    del scores, kept
+    shutil.rmtree(work, ignore_errors=True)
+    return counts
 
 
 CODE_CORPUS = Stage(
     "code_corpus",
     build_code_corpus,
     _corpus_config,
+    version=2,  # 2: read by datatrove tasks; FIFOs and devices are skipped as binary
     description="Real Python files, one record each; unreadable, binary, huge, empty and "
     "unparsable files kept as records with their skip reason.",
 )
@@ -331,6 +414,7 @@ RAW_CODE = Stage(
     build_raw_code,
     lambda p: {"dedup": p.section("dedup"), "token_counter": p.corpus.token_counter},
     needs=("code_corpus",),
+    version=2,  # 2: datatrove's MinHash stages; the clusters as a dataset
     description="The readable corpus without exact and near duplicates: the unfiltered code.",
 )
 CODE_JUDGEMENTS = Stage(
@@ -346,7 +430,7 @@ CODE_EMBEDDINGS = Stage(
     build_code_embeddings,
     lambda p: p.section("embed"),
     needs=("raw_code",),
-    version=2,
+    version=3,  # 3: embedded by datatrove tasks in blocks of 256 files
     description="One mean-pooled, unit-length embedding per raw_code file.",
 )
 EDU_CLASSIFIER = Stage(
@@ -362,6 +446,6 @@ FILTERED_CODE = Stage(
     build_filtered_code,
     lambda p: {},  # everything it depends on comes from its inputs
     needs=("raw_code", "code_embeddings", "edu_classifier"),
-    version=2,
+    version=3,  # 3: scored by datatrove tasks
     description="Every raw_code file scored; the educational ones kept, with edu_score.",
 )
