@@ -1,9 +1,12 @@
-"""``phi1 filter``: score a reader's own Python files (or a shard of the corpus) with the filter.
+"""``phi1 filter``: score a reader's own Python files with the trained filter.
 
-    phi1 filter PATH... [--profile P] [--out FILE.jsonl] [--shard i/N]
-    phi1 filter --corpus [--profile P] --shard i/N --with-text --out scores-i.jsonl
+    phi1 filter PATH... [--profile P] [--out FILE.jsonl]
 
-Every file gets one JSON line: ``path`` and ``score`` and ``kept``, or ``path`` and
+Folders are searched for ``*.py`` files at any depth (links to folders are not followed); only
+regular files are read, so a FIFO or a link to ``/dev/zero`` among them is reported as binary
+instead of being read. Scoring a whole corpus is the ``filtered_code`` stage, which runs
+on the profile's datatrove executor (chapter 1, "At The Stack's scale"). Every file gets one JSON
+line: ``path`` and ``score`` and ``kept``, or ``path`` and
 ``skip_reason`` for files that cannot be scored (missing, unreadable, binary, too large, empty,
 not Python). A last line ``{"summary": ...}`` counts files by outcome. The profile's trained
 classifier is used, and trained first through the run store when it has none. With ``--out``, an
@@ -67,15 +70,11 @@ def _summary(rows: Iterable[dict[str, Any]], threshold: float, profile: str) -> 
 
 
 def _records(args: argparse.Namespace, profile, done: set[str]) -> Iterator[dict[str, Any]]:
-    from phi1lib.filtering.corpus import corpus_records, python_files_under
-    from phi1lib.filtering.scoring import file_records, parse_shard, shard_of
+    from phi1lib.filtering.corpus import python_files_under
+    from phi1lib.filtering.scoring import file_records
 
-    index, count = parse_shard(args.shard)
-    if args.corpus:
-        records = corpus_records(profile.section("corpus"), rank=index, world_size=count)
-        return (r for r in records if r["path"] not in done)
-    files = shard_of(python_files_under(args.paths), index, count)
-    return file_records((f for f in files if str(f) not in done), profile.corpus.max_file_bytes)
+    files = [f for f in python_files_under(args.paths) if str(f) not in done]
+    return file_records(files, profile.corpus.max_file_bytes)
 
 
 def run_filter(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
@@ -83,8 +82,8 @@ def run_filter(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
     from phi1lib.filtering.scoring import QualityFilter, score_records
 
     stdout = stdout or sys.stdout
-    if not args.paths and not args.corpus:
-        print("phi1 filter: give one or more paths, or --corpus", file=sys.stderr)
+    if not args.paths:
+        print("phi1 filter: give one or more files or folders", file=sys.stderr)
         return 2
     profile = load_profile(args.profile)
     quality_filter = QualityFilter.from_profile(profile)
@@ -97,10 +96,10 @@ def run_filter(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
             handle.write(json.dumps(row) + "\n")
         rows = list(previous)
         records = _records(args, profile, done)
-        for row in score_records(records, quality_filter, with_text=args.with_text):
+        for row in score_records(records, quality_filter):
             handle.write(json.dumps(row) + "\n")
             handle.flush()
-            rows.append({k: v for k, v in row.items() if k != "text"})
+            rows.append(row)
         summary = _summary(rows, quality_filter.threshold, profile.name)
         handle.write(json.dumps(summary) + "\n")
     finally:
@@ -121,13 +120,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="*", help="files or folders (folders: every *.py inside)")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--out", default=None, help="JSON Lines file (default: stdout); resumes")
-    parser.add_argument(
-        "--shard", default="0/1", help="i/N: score every N-th file from the i-th (default 0/1)"
-    )
-    parser.add_argument(
-        "--corpus", action="store_true", help="score the profile's corpus source instead of paths"
-    )
-    parser.add_argument(
-        "--with-text", action="store_true", help="also write the text of every kept file"
-    )
     parser.set_defaults(handler=run_filter)

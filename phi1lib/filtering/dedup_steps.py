@@ -68,7 +68,7 @@ from datatrove.utils.hashing import HashConfig
 from datatrove.utils.word_tokenizers import WordTokenizer
 
 from phi1lib.dedup import SEED, code_tokens, content_hash, shingles
-from phi1lib.filtering.engine import Step
+from phi1lib.filtering.engine import Engine, Step
 from phi1lib.filtering.steps import (
     RECORD_COLUMNS,
     DatasetReader,
@@ -90,7 +90,7 @@ EXACT_CONFIG = MinhashConfig(
     seed=SEED,
     hash_config=HashConfig(precision=64, hash_fc="sha1"),
 )
-KEPT_COLUMNS = {**RECORD_COLUMNS, "tokens": "int64"}
+KEPT_COLUMNS = {"text": "string", **RECORD_COLUMNS, "tokens": "int64"}
 
 
 def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -245,16 +245,16 @@ def dedup_steps(
     work: Path,
     dedup: Mapping[str, Any],
     *,
-    tasks: int,
-    bucket_workers: int,
+    engine: Engine,
     token_counter: str,
 ) -> list[Step]:
     """The pipelines of ``raw_code``: the corpus without its duplicates, tokens counted.
 
     ``corpus`` is the ``code_corpus`` dataset; the kept files land in ``work/kept/*.parquet`` and
     the clusters in ``work/clusters/members.npy``. Every per-file pipeline reads the corpus with
-    the same ``tasks``, so a file's (task, position) is the same in all of them.
+    the same number of tasks, so a file's (task, position) is the same in all of them.
     """
+    tasks, bucket_workers = engine.tasks, engine.bucket_workers
 
     def reader() -> DatasetReader:
         return DatasetReader(corpus, blank_skipped=True)

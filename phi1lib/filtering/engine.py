@@ -38,6 +38,18 @@ from tqdm import tqdm
 EXECUTORS = ("local", "slurm", "ray")
 # Imported once by the process that forks the local workers, so that no task pays for them.
 WORKER_PRELOAD = ["torch", "transformers", "datasets", "phi1lib.filtering.dedup_steps"]
+# The steps of chapter 1's stages, the names a cluster configuration gives resources to.
+STEP_NAMES = (
+    "read",  # code_corpus
+    "exact_signatures",  # raw_code ...
+    "exact_buckets",
+    "near_signatures",
+    "near_buckets",
+    "clusters",
+    "filter",
+    "embed",  # code_embeddings
+    "score",  # filtered_code
+)
 CLUSTER_KEYS = {"executor", "tasks", "bucket_workers", "address", "poll_s", "slurm", "ray"}
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -50,6 +62,10 @@ class Step:
     pipeline: list
     tasks: int
     gpu: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name not in STEP_NAMES:
+            raise ValueError(f"step {self.name!r} is not one of {STEP_NAMES}")
 
 
 class ClusterConfigError(ValueError):
@@ -105,6 +121,10 @@ class Engine:
         table = dict(settings.get(executor, {}))
         step_options = {k: v for k, v in table.items() if isinstance(v, dict)}
         options = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if unknown := set(step_options) - set(STEP_NAMES):
+            raise ClusterConfigError(
+                f"{location}: no step is called {sorted(unknown)}; the steps: {STEP_NAMES}"
+            )
         for name, given in [("every step", options), *step_options.items()]:
             _check_options(executor, given, f"{location} [{executor}] ({name})")
         return cls(

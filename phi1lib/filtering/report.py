@@ -21,7 +21,7 @@ SKIP_EXPLANATIONS = {
     "not_found": "the path does not exist",
     "unreadable": "the file could not be read (permissions, I/O error)",
     "too_large": "larger than corpus.max_file_bytes",
-    "binary": "holds NUL bytes: not text",
+    "binary": "holds NUL bytes, or is no regular file (a FIFO, socket or device): not text",
     "undecodable": "not valid text in its declared encoding",
     "empty": "nothing but whitespace",
     "syntax": "Python that ast.parse rejects (e.g. Python 2, deliberate test errors)",
@@ -78,10 +78,20 @@ def plot_lsh_curve(b: int, r: int, threshold: float, ax=None):
     ax.plot(s, 1 - (1 - s**r) ** b, color=OURS_COLOR, label=f"{b} bands x {r} rows")
     ax.axvline(threshold, color=PHI1_COLOR, linestyle="--", label=f"threshold {threshold}")
     ax.set_xlabel("Jaccard similarity of two files' 5-gram sets")
-    ax.set_ylabel("probability of being compared")
+    ax.set_ylabel("probability of sharing a band: a pair")
     ax.set_title("Locality-sensitive hashing as a soft threshold")
     ax.legend(loc="upper left")
     return ax
+
+
+def largest_cluster(clusters: Any, kind: str = "near") -> list[str]:
+    """The paths of the largest cluster of one kind in ``raw_code``'s ``clusters``, kept one first."""
+    sizes = [
+        size if k == kind else 0 for k, size in zip(clusters["kind"], clusters["size"], strict=True)
+    ]
+    if not any(sizes):
+        return []
+    return list(clusters[int(np.argmax(sizes))]["paths"])
 
 
 def plot_judge_scores(scores: Sequence[int], ax=None):
@@ -204,14 +214,6 @@ def token_accounting(
         ],
     }
     return pd.DataFrame(rows, index=["this run", "the paper"]).T
-
-
-def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """The bands and rows ``datasketch`` picks for a threshold (what ``phi1lib.dedup`` uses)."""
-    from datasketch import MinHashLSH
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    return lsh.b, lsh.r
 
 
 def stand_ins(profile: Any) -> pd.DataFrame:

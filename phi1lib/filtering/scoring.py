@@ -1,10 +1,9 @@
-"""Scoring code with the trained filter: whole corpora, shards of them, or a reader's own files.
+"""Scoring a reader's own files with the trained filter (``phi1 filter``).
 
 A :class:`QualityFilter` is the profile's embedder plus the trained forest plus the keep
 threshold. Its score is the forest's probability that a file is educational; a file is kept when
-the score reaches the threshold. For corpora too big for one machine, worker ``i`` of ``N``
-scores the files ``i, i + N, i + 2N, ...`` (:func:`shard_of`), so the workers together score
-every file exactly once and need not talk to each other. Introduced in chapter 1.
+the score reaches the threshold. A whole corpus is scored by the ``filtered_code`` stage instead,
+as datatrove tasks (:class:`~phi1lib.filtering.steps.ScoreFiles`). Introduced in chapter 1.
 """
 
 from __future__ import annotations
@@ -33,24 +32,6 @@ def embedding_view(text: str) -> str:
     embedder's whole window (``embed.max_tokens``) at the small profiles. (chapter 1)
     """
     return "".join(text.splitlines(keepends=True)[first_code_line(text) - 1 :])
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"3/8"`` -> ``(3, 8)``: worker 3 of 8 (workers count from 0)."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise ValueError(
-            f"a shard is written i/N with whole numbers, e.g. 3/8; got {text!r}"
-        ) from None
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"shard {text!r}: need N >= 1 and 0 <= i < N")
-    return index, count
-
-
-def shard_of(items: Sequence[T], index: int, count: int) -> list[T]:
-    """The items worker ``index`` of ``count`` handles: every ``count``-th, from ``index``."""
-    return list(items[index::count])
 
 
 @dataclass
@@ -98,17 +79,12 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def score_records(
-    records: Iterable[dict[str, Any]],
-    quality_filter: QualityFilter,
-    *,
-    batch_size: int = 256,
-    with_text: bool = False,
+    records: Iterable[dict[str, Any]], quality_filter: QualityFilter, *, batch_size: int = 256
 ) -> Iterator[dict[str, Any]]:
-    """One result per corpus record, in order: its score and verdict, or its skip reason.
+    """One result per record, in order: its score and verdict, or its skip reason.
 
-    Records are embedded ``batch_size`` at a time, so results stream out while a large corpus is
-    still being read. ``with_text`` keeps the text of kept files (to build a filtered corpus
-    from the shards' outputs). (chapter 1)
+    Records are embedded ``batch_size`` at a time, so results stream out while many files are
+    still being read (chapter 1).
     """
     for batch in _batches(records, batch_size):
         readable = [r for r in batch if r["skip_reason"] is None]
@@ -121,8 +97,6 @@ def score_records(
             else:
                 score = score_of[id(record)]
                 row.update(score=round(score, 6), kept=score >= quality_filter.threshold)
-                if with_text and row["kept"]:
-                    row["text"] = record["text"]
             yield row
 
 

@@ -34,7 +34,6 @@ from phi1lib.filtering.scoring import MODEL_FILE
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.teacher.tasks import JUDGE
 
-EMBED_BLOCK = 256  # files embedded between two saves; tasks get whole blocks (resumable)
 MIN_LABELLED = 0.9  # below this share of usable answers the judge stage fails (nothing is stored)
 SWEEP = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
 
@@ -59,14 +58,10 @@ def _features(columns: dict[str, str]):
     return Features({name: Value(kind) for name, kind in columns.items()})
 
 
-CORPUS_COLUMNS = {"text": "string", "path": "string", "package": "string", "source": "string"}
-CORPUS_COLUMNS |= {"size": "int64", "skip_reason": "string"}
-
-
 def build_code_corpus(ctx: StageContext) -> dict[str, Any]:
     """Read every file of the profile's corpus source into one dataset, skipped files included."""
-    from phi1lib.filtering.engine import Engine, Step, work_folder
-    from phi1lib.filtering.steps import RECORD_COLUMNS, CorpusReader, parquet_writer, save_shards
+    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.steps import CORPUS_COLUMNS, reading_steps, save_shards
 
     corpus = _corpus_config(ctx.profile)
     corpus.pop("tasks", None)
@@ -75,9 +70,7 @@ def build_code_corpus(ctx: StageContext) -> dict[str, Any]:
     local = None
     if corpus["source"] == "local":  # drawn once here, not once per task
         local = sample_files(local_python_files(), corpus["max_files"], corpus["seed"])
-    columns = {**RECORD_COLUMNS, "skip_reason": "string"}
-    read = [CorpusReader(corpus, local), parquet_writer(work / "records", columns)]
-    engine.run([Step("read", read, engine.tasks)], work, stage="code_corpus")
+    engine.run(reading_steps(corpus, local, work, engine), work, stage="code_corpus")
     records = save_shards(
         work / "records", _features(CORPUS_COLUMNS), ctx.out / "data", work / "arrow"
     )
@@ -93,7 +86,7 @@ def build_raw_code(ctx: StageContext) -> dict[str, Any]:
     """Drop skipped files, remove exact and near duplicates, count tokens (:mod:`.dedup_steps`)."""
     from datasets import load_from_disk
 
-    from phi1lib.filtering.dedup_steps import Duplicates, dedup_params, dedup_steps
+    from phi1lib.filtering.dedup_steps import KEPT_COLUMNS, Duplicates, dedup_params, dedup_steps
     from phi1lib.filtering.engine import Engine, work_folder
     from phi1lib.filtering.steps import DatasetReader, save_shards
 
@@ -102,22 +95,9 @@ def build_raw_code(ctx: StageContext) -> dict[str, Any]:
     token_counter = ctx.profile.corpus.token_counter
     engine = Engine.from_profile(ctx.profile)
     work = work_folder(ctx, "raw_code")
-    steps = dedup_steps(
-        corpus_path,
-        work,
-        dedup,
-        tasks=engine.tasks,
-        bucket_workers=engine.bucket_workers,
-        token_counter=token_counter,
-    )
+    steps = dedup_steps(corpus_path, work, dedup, engine=engine, token_counter=token_counter)
     engine.run(steps, work, stage="raw_code")
-    kept_columns = {k: v for k, v in CORPUS_COLUMNS.items() if k != "skip_reason"}
-    kept = save_shards(
-        work / "kept",
-        _features({**kept_columns, "tokens": "int64"}),
-        ctx.out / "data",
-        work / "arrow",
-    )
+    kept = save_shards(work / "kept", _features(KEPT_COLUMNS), ctx.out / "data", work / "arrow")
     corpus = load_from_disk(str(corpus_path))
     reader = DatasetReader(corpus_path)
     found = Duplicates.load(
@@ -239,22 +219,19 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
 def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
     """Embed every ``raw_code`` file (its :func:`~.scoring.embedding_view`); interruptions resume.
 
-    The tasks embed whole blocks of ``EMBED_BLOCK`` files, on the GPU when there is one, and
+    The tasks embed whole blocks of ``steps.EMBED_BLOCK`` files, on the GPU when there is one, and
     save each block as soon as it is done (:class:`~.steps.EmbedFiles`); a rerun embeds only
     the blocks that are missing. The blocks are then laid end to end in raw_code's order.
     """
-    from phi1lib.filtering.engine import Engine, Step, work_folder
-    from phi1lib.filtering.steps import DatasetReader, EmbedFiles
+    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.steps import EMBED_BLOCK, embedding_steps
 
     raw = ctx.inputs["raw_code"]
     embed = ctx.profile.section("embed")
     engine = Engine.from_profile(ctx.profile)
     work = work_folder(ctx, "code_embeddings")
-    pipeline = [
-        DatasetReader(raw.file("data"), block=EMBED_BLOCK),
-        EmbedFiles(work / "blocks", embed, EMBED_BLOCK, threads=engine.threads_per_task()),
-    ]
-    engine.run([Step("embed", pipeline, engine.tasks, gpu=True)], work, stage="code_embeddings")
+    steps = embedding_steps(raw.file("data"), work, embed, engine)
+    engine.run(steps, work, stage="code_embeddings")
     files = raw.counts["files"]
     starts = range(0, files, EMBED_BLOCK)
     if files:
@@ -340,17 +317,8 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
     score their blocks of files (:class:`~.steps.ScoreFiles`) and write all scores and the kept
     files; each file is scored by exactly one task.
     """
-    from datatrove.pipeline.filters.lambda_filter import LambdaFilter
-
-    from phi1lib.filtering.engine import Engine, Step, work_folder
-    from phi1lib.filtering.steps import (
-        RECORD_COLUMNS,
-        DatasetReader,
-        ScoreFiles,
-        is_kept,
-        parquet_writer,
-        save_shards,
-    )
+    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.steps import SCORE_COLUMNS, SCORED_COLUMNS, save_shards, scoring_steps
 
     raw = ctx.inputs["raw_code"]
     classifier_artifact = ctx.inputs["edu_classifier"]
@@ -358,31 +326,20 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
     training = classifier_artifact.json("training.json")
     engine = Engine.from_profile(ctx.profile)
     work = work_folder(ctx, "filtered_code")
-    score_columns = {"path": "string", "package": "string", "tokens": "int64"}
-    score_columns |= {"edu_score": "float64", "kept": "bool", "trained_on": "bool"}
-    kept_columns = {**RECORD_COLUMNS, "tokens": "int64", "edu_score": "float64"}
-    pipeline = [
-        DatasetReader(raw.file("data")),
-        ScoreFiles(
-            ctx.inputs["code_embeddings"].file("embeddings.npy"),
-            classifier_artifact.file(MODEL_FILE),
-            threshold,
-            dict(zip(training["raw_index"], training["edu_score"], strict=True)),
-        ),
-        parquet_writer(work / "scores", score_columns, text=False),
-        LambdaFilter(is_kept),
-        parquet_writer(work / "kept", kept_columns),
-    ]
-    engine.run([Step("score", pipeline, engine.tasks)], work, stage="filtered_code")
+    steps = scoring_steps(
+        raw.file("data"),
+        ctx.inputs["code_embeddings"].file("embeddings.npy"),
+        classifier_artifact.file(MODEL_FILE),
+        threshold,
+        dict(zip(training["raw_index"], training["edu_score"], strict=True)),
+        work,
+        engine,
+    )
+    engine.run(steps, work, stage="filtered_code")
     scores = save_shards(
-        work / "scores", _features(score_columns), ctx.out / "scores", work / "arrow"
+        work / "scores", _features(SCORE_COLUMNS), ctx.out / "scores", work / "arrow"
     )
-    kept = save_shards(
-        work / "kept",
-        _features({"text": "string", **kept_columns}),
-        ctx.out / "data",
-        work / "arrow",
-    )
+    kept = save_shards(work / "kept", _features(SCORED_COLUMNS), ctx.out / "data", work / "arrow")
     if len(scores) != raw.counts["files"]:
         raise RuntimeError(f"filtered_code: {len(scores)} scores for {raw.counts['files']} files")
     tokens = np.asarray(scores["tokens"], dtype=np.int64)

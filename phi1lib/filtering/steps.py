@@ -22,9 +22,15 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers.parquet import ParquetWriter
 
 from phi1lib.filtering.corpus import LocalFile, corpus_records, shard_range
+from phi1lib.filtering.engine import Engine, Step
 
-# The columns of a corpus record besides its text, and their Arrow types.
+EMBED_BLOCK = 256  # files embedded between two saves; tasks get whole blocks (resumable)
+# The columns of the stages' datasets and their Arrow types; ``text`` is a document's text.
 RECORD_COLUMNS = {"path": "string", "package": "string", "source": "string", "size": "int64"}
+CORPUS_COLUMNS = {"text": "string", **RECORD_COLUMNS, "skip_reason": "string"}
+SCORE_COLUMNS = {"path": "string", "package": "string", "tokens": "int64"}
+SCORE_COLUMNS |= {"edu_score": "float64", "kept": "bool", "trained_on": "bool"}
+SCORED_COLUMNS = {"text": "string", **RECORD_COLUMNS, "tokens": "int64", "edu_score": "float64"}
 
 
 def record_document(record: Mapping[str, Any], row: int | None = None) -> Document:
@@ -45,20 +51,21 @@ def is_kept(document: Document) -> bool:
     return bool(document.metadata["kept"])
 
 
-def parquet_writer(
-    folder: Path | str, columns: Mapping[str, str], *, text: bool = True
-) -> ParquetWriter:
-    """A datatrove writer of one Parquet file per task: the ``text`` and the metadata ``columns``.
+def parquet_writer(folder: Path | str, columns: Mapping[str, str]) -> ParquetWriter:
+    """A datatrove writer of one Parquet file per task with these columns (``text`` or metadata).
 
     The schema is given, not inferred, so a task whose first batch has only skipped files (all
     ``skip_reason`` null, say) writes the same columns as the others.
     """
     import pyarrow as pa
 
-    fields = [("text", pa.string())] if text else []
-    fields += [(name, pa.type_for_alias(kind)) for name, kind in columns.items()]
+    fields = [(name, pa.type_for_alias(kind)) for name, kind in columns.items()]
     return ParquetWriter(
-        str(folder), output_filename="${rank}.parquet", schema=pa.schema(fields), adapter=_row
+        str(folder),
+        output_filename="${rank}.parquet",
+        schema=pa.schema(fields),
+        adapter=_row,
+        max_file_size=-1,  # one file per task: their names sort in task order
     )
 
 
@@ -271,6 +278,45 @@ class ScoreFiles(PipelineStep):
                 )
                 self.stat_update("kept" if kept else "filtered_out")
             yield from batch
+
+
+def reading_steps(
+    corpus: Mapping[str, Any], local_files: Sequence[LocalFile] | None, work: Path, engine: Engine
+) -> list[Step]:
+    """``code_corpus``: every record of the corpus, in ``work/records/*.parquet``."""
+    read = [CorpusReader(corpus, local_files), parquet_writer(work / "records", CORPUS_COLUMNS)]
+    return [Step("read", read, engine.tasks)]
+
+
+def embedding_steps(raw: Path, work: Path, embed: Mapping[str, Any], engine: Engine) -> list[Step]:
+    """``code_embeddings``: the files of ``raw`` embedded into ``work/blocks/*.npy``."""
+    pipeline = [
+        DatasetReader(raw, block=EMBED_BLOCK),
+        EmbedFiles(work / "blocks", embed, EMBED_BLOCK, threads=engine.threads_per_task()),
+    ]
+    return [Step("embed", pipeline, engine.tasks, gpu=True)]
+
+
+def scoring_steps(
+    raw: Path,
+    embeddings: Path,
+    model: Path,
+    threshold: float,
+    training_scores: Mapping[int, float],
+    work: Path,
+    engine: Engine,
+) -> list[Step]:
+    """``filtered_code``: every score in ``work/scores``, the kept files in ``work/kept``."""
+    from datatrove.pipeline.filters.lambda_filter import LambdaFilter
+
+    pipeline = [
+        DatasetReader(raw),
+        ScoreFiles(embeddings, model, threshold, training_scores),
+        parquet_writer(work / "scores", SCORE_COLUMNS),
+        LambdaFilter(is_kept),
+        parquet_writer(work / "kept", SCORED_COLUMNS),
+    ]
+    return [Step("score", pipeline, engine.tasks)]
 
 
 def _batches(documents: DocumentsPipeline, size: int) -> Iterator[list[Document]]:
