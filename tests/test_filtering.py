@@ -141,6 +141,12 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     assert {"text", "path", "package", "tokens"} <= set(raw_data.column_names)
     report = raw.json("dedup.json")
     assert report["params"]["num_perm"] == 256 and report["params"]["threshold"] == 0.7
+    assert (report["params"]["bands"], report["params"]["rows"]) == (25, 10)
+    assert report["summary"]["kept"] == len(raw_data) and report["summary"]["input"] == 290
+    clusters = raw.dataset("clusters")
+    removed = sum(size - 1 for size in clusters["size"])
+    assert removed == raw.counts["removed_exact"] + raw.counts["removed_near"]
+    assert not set(raw_data["path"]) & {p for paths in clusters["paths"] for p in paths[1:]}
 
     judged = artifacts["code_judgements"]
     labels = judged.dataset()
@@ -162,7 +168,8 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     filtered = artifacts["filtered_code"]
     kept = filtered.dataset()
     scores = filtered.dataset("scores")
-    assert len(scores) == len(raw_data)
+    # Every raw file is scored exactly once across the three tasks, in raw_code's order.
+    assert scores["path"] == raw_data["path"]
     assert filtered.counts["files"] == len(kept) == sum(scores["kept"])
     assert filtered.counts["tokens"] == sum(kept["tokens"]) <= raw.counts["tokens"]
     assert min(kept["edu_score"], default=1.0) >= metrics["threshold"]
@@ -171,6 +178,31 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     by_index = dict(zip(training["raw_index"], training["edu_score"], strict=True))
     assert all(scores[i]["edu_score"] == score for i, score in by_index.items())
     assert sum(scores["trained_on"]) == metrics["train"]
+
+
+def test_raw_code_differs_from_the_in_memory_path_only_near_the_threshold(smoke_run):
+    """datatrove and ``phi1lib.dedup`` agree far from the threshold (see dedup_steps)."""
+    from phi1lib.dedup import deduplicate, jaccard, shingles
+
+    _, artifacts, _ = smoke_run
+    corpus = artifacts["code_corpus"].dataset()
+    readable = corpus.filter(lambda r: r is None, input_columns="skip_reason")
+    result = deduplicate(readable["text"])
+    by_memory = {readable[i]["path"] for i in result.removed}
+    kept = set(artifacts["raw_code"].dataset()["path"])
+    by_datatrove = set(readable["path"]) - kept
+    texts = dict(zip(readable["path"], readable["text"], strict=True))
+    clusters = artifacts["raw_code"].dataset("clusters")
+    for path in by_memory ^ by_datatrove:
+        members = [m for paths in clusters["paths"] if path in paths for m in paths]
+        members += [
+            readable[result.duplicate_of[i]]["path"]
+            for i in result.removed
+            if readable[i]["path"] == path
+        ]
+        best = max(jaccard(shingles(texts[path]), shingles(texts[m])) for m in members if m != path)
+        assert 0.45 <= best < 0.9, (path, best)
+    assert len(by_memory ^ by_datatrove) <= 0.2 * max(len(by_memory), 1)
 
 
 def test_stages_are_reproducible_and_cached(smoke_run):
@@ -252,27 +284,25 @@ def test_phi1_filter_scores_reports_and_resumes(smoke_run, tmp_path, capsys):
     assert sorted(r["path"] for r in resumed[:-1]) == sorted(r["path"] for r in rows)
 
 
-def test_phi1_filter_shards_score_every_file_once(smoke_run, tmp_path):
+@pytest.mark.timeout(120)
+def test_phi1_filter_skips_fifos_devices_and_deep_trees(smoke_run, tmp_path):
+    """A FIFO would block, /dev/zero never ends, 1,200 folders overflowed a recursive walk."""
+    import os
+
     from phi1lib.cli import main
 
-    project = write_reader_files(tmp_path)
-    seen = []
-    for shard in range(3):
-        out = tmp_path / f"shard-{shard}.jsonl"
-        assert (
-            main(
-                [
-                    "filter",
-                    str(project),
-                    "--profile",
-                    "smoke",
-                    "--shard",
-                    f"{shard}/3",
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
-        )
-        seen += [json.loads(line)["path"] for line in out.read_text().splitlines()[:-1]]
-    assert sorted(seen) == sorted(str(p) for p in project.rglob("*.py"))
+    project = deep = tmp_path / "hostile"
+    project.mkdir()
+    for _ in range(1200):
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "good.py").write_text(GOOD)
+    os.mkfifo(project / "x.py")
+    (project / "zero.py").symlink_to("/dev/zero")
+    out = tmp_path / "scores.jsonl"
+    assert main(["filter", str(project), "--profile", "smoke", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_name = {Path(row["path"]).name: row for row in rows[:-1]}
+    assert by_name["x.py"]["skip_reason"] == by_name["zero.py"]["skip_reason"] == "binary"
+    assert 0 <= by_name["good.py"]["score"] <= 1
+    assert rows[-1]["files"] == 3 and rows[-1]["skipped"] == {"binary": 2}

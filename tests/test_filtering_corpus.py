@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from phi1lib.filtering import corpus
-from phi1lib.filtering.scoring import parse_shard, shard_of
 
 GOOD = 'def greet(name):\n    """Say hello."""\n    return f"hello {name}"\n'
 
@@ -183,15 +182,59 @@ def test_worker_limits_add_up_to_max_files():
     assert sum(corpus.share_of(7, rank, 4) for rank in range(4)) == 7
 
 
-def test_shards_of_a_file_list_cover_it_exactly_once():
-    files = [f"f{i}.py" for i in range(23)]
-    for count in (1, 4, 7):
-        parts = [shard_of(files, index, count) for index in range(count)]
-        assert sorted(sum(parts, [])) == sorted(files)
-    assert parse_shard("3/8") == (3, 8)
-    for bad in ("8/8", "-1/2", "1", "a/b", "0/0"):
-        with pytest.raises(ValueError, match="shard"):
-            parse_shard(bad)
+def test_shard_ranges_are_contiguous_blocks_that_cover_everything_once():
+    for total, world_size in [(23, 1), (23, 4), (23, 7), (3, 5), (0, 2)]:
+        blocks = [corpus.shard_range(total, rank, world_size) for rank in range(world_size)]
+        assert [i for block in blocks for i in block] == list(range(total))
+        assert [len(b) for b in blocks] == [
+            corpus.share_of(total, r, world_size) for r in range(world_size)
+        ]
+
+
+def test_local_workers_read_contiguous_blocks_of_the_sample(tmp_path):
+    files = [
+        corpus.LocalFile(write(tmp_path, f"m{i}.py", GOOD.encode()), f"x/m{i}.py", "x", "stdlib")
+        for i in range(7)
+    ]
+    settings = {"source": "local", "max_file_bytes": 1000}
+    seen = [
+        [
+            r["path"]
+            for r in corpus.corpus_records(settings, rank=rank, world_size=3, local_files=files)
+        ]
+        for rank in range(3)
+    ]
+    assert seen == [
+        ["x/m0.py", "x/m1.py", "x/m2.py"],
+        ["x/m3.py", "x/m4.py"],
+        ["x/m5.py", "x/m6.py"],
+    ]
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.py")
+    (tmp_path / "zero.py").symlink_to("/dev/zero")
+    (tmp_path / "loop.py").symlink_to(tmp_path / "loop.py")
+    (tmp_path / "folder.py").mkdir()
+    for name in ("fifo.py", "zero.py"):  # would block, or read until memory runs out
+        assert corpus.read_python_file(tmp_path / name, 500) == ("", 0, "binary"), name
+    assert corpus.read_python_file(tmp_path / "loop.py", 500) == ("", 0, "unreadable")
+    assert corpus.read_python_file(tmp_path / "folder.py", 500) == ("", 0, "binary")
+    assert corpus.read_python_file(tmp_path / "zero.py", 0)[2] == "binary"  # no size limit
+
+
+def test_the_walk_is_iterative_and_does_not_follow_links_to_folders(tmp_path):
+    deep = tmp_path
+    for _ in range(1200):  # a recursive walk (or mkdir) overflows Python's stack before this
+        deep = deep / "d"
+        deep.mkdir()
+    write(deep, "bottom.py", b"x = 1\n")
+    (tmp_path / "d" / "back").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "folder.py").mkdir()
+    found = corpus.python_files_under([tmp_path])
+    assert found == [deep / "bottom.py"]
 
 
 def test_python_files_under_keeps_missing_paths_for_reporting(tmp_path):
