@@ -418,3 +418,17 @@ def test_the_ray_executor_on_a_local_cluster_of_two_workers(planted, tmp_path):
     assert kept == local_kept
     assert found.removed() == local.removed() and len(found.removed()) == len(removed)
     assert found.clusters() == local.clusters()
+
+
+@pytest.mark.gpu
+def test_embedding_tasks_load_their_model_on_a_gpu_in_bfloat16(tmp_path):
+    """On a GPU machine each task embeds on ``cuda:(rank mod GPUs)`` (the CPU path is above)."""
+    import torch
+
+    from phi1lib.filtering.steps import EmbedFiles
+
+    embed = load_profile("smoke", use_env=False).section("embed")
+    for rank in range(3):
+        embedder = EmbedFiles(tmp_path, embed, block=256)._embedder(rank)
+        assert embedder.device == torch.device("cuda", rank % torch.cuda.device_count())
+        assert next(embedder.model.parameters()).dtype == torch.bfloat16
