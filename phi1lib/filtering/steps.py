@@ -348,15 +348,26 @@ def save_shards(folder: Path, features: Any, target: Path, cache: Path) -> Any:
     """Lay the tasks' Parquet files end to end (task order) as one dataset ``save_to_disk``-ed.
 
     This is how a stage turns its tasks' output into the run-store artifact the chapters read.
-    A task with nothing to write leaves no file, and a step where no task wrote anything gives
-    an empty dataset with the same columns.
+    A task with nothing to write leaves no file. The rows go through a generator rather than
+    ``Dataset.from_parquet``, whose fingerprint (saved in ``state.json``) would follow the
+    files' modification times, so that a stage built twice writes the same bytes.
     """
     from datasets import Dataset
 
     files = sorted(str(path) for path in Path(folder).glob("*.parquet"))
     if files:
-        dataset = Dataset.from_parquet(files, features=features, cache_dir=str(cache))
+        dataset = Dataset.from_generator(
+            _parquet_rows, gen_kwargs={"files": files}, features=features, cache_dir=str(cache)
+        )
     else:
         dataset = Dataset.from_dict({name: [] for name in features}, features=features)
     dataset.save_to_disk(str(target))
     return dataset
+
+
+def _parquet_rows(files: Sequence[str]) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for file in files:
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=1000):
+            yield from batch.to_pylist()
