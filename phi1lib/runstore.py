@@ -28,6 +28,8 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 RUNS_ENV = "PHI1_RUNS"
+WORK = ".work"  # resumable work of unfinished builds, one folder per stage and fingerprint
+CACHE = ".cache"  # what every build of a profile may reuse: teacher answers, sandbox verdicts
 _TRACKED_LIBRARIES = ("phi1lib", "torch", "transformers", "datasets", "tokenizers", "accelerate")
 
 
@@ -115,14 +117,34 @@ class Artifact:
 
 
 class RunStore:
-    """Artifacts of one profile under ``<root>/<profile>/<stage>/``."""
+    """Artifacts of one profile under ``<root>/<profile>/<stage>/``.
+
+    Besides the artifacts, a profile's store holds the only two other places a build may write:
+    ``.work/<stage>-<fingerprint>/`` (what an interrupted build resumes from; removed once the
+    stage is stored) and ``.cache/<name>/`` (what any build may reuse, kept until deleted).
+    """
 
     def __init__(self, profile: str, root: Path | str | None = None):
         self.profile = profile
-        self.root = (Path(root) if root is not None else default_runs_root()) / profile
+        self.runs_root = Path(root) if root is not None else default_runs_root()
+        self.root = self.runs_root / profile
 
     def path(self, stage: str) -> Path:
         return self.root / stage
+
+    def work_dir(self, stage: str, fingerprint_: str) -> Path:
+        """The work folder of one build: same stage, same fingerprint, same folder."""
+        return self.root / WORK / f"{stage}-{fingerprint_}"
+
+    def cache_dir(self, name: str) -> Path:
+        """A cache folder of this profile (``name`` may hold slashes: ``teacher/probes``)."""
+        path = self.root / CACHE / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def of_profile(self, profile: str) -> RunStore:
+        """The store of another profile under the same root (a stage comparing model sizes)."""
+        return RunStore(profile, self.runs_root)
 
     def read_manifest(self, stage: str) -> dict[str, Any] | None:
         path = self.path(stage) / MANIFEST
@@ -219,10 +241,3 @@ class RunStore:
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
         return Artifact(stage, final, manifest)
-
-    def stages_on_disk(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )

@@ -233,7 +233,7 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
     """The stage on four small datasets whose answers are known (a real embedding model)."""
     from datasets import Dataset
 
-    from phi1lib.analysis.stages import DATASETS, build_diversity, topic_names
+    from phi1lib.analysis.stages import DATASETS, DIVERSITY, build_diversity, topic_names
     from phi1lib.embeddings import embed_texts
     from phi1lib.pipeline import StageContext
     from phi1lib.profiles import load_profile
@@ -274,7 +274,8 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     store = RunStore("smoke", tmp_path / "runs")
-    counts = build_diversity(StageContext(profile, out, inputs, store))
+    ctx = StageContext(DIVERSITY, profile, inputs, store, "test", out, tmp_path / "work")
+    counts = build_diversity(ctx)
     assert counts == {"raw code": k, "filtered code": k, "textbooks": k, "exercises": k}
 
     report = json.loads((out / "diversity.json").read_text())

@@ -15,7 +15,6 @@ token counts in its manifest. Introduced in chapter 1.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,12 @@ from phi1lib.filtering.corpus import SKIP_REASONS, corpus_records
 from phi1lib.filtering.judge import judge_texts, sample_indices, score_counts
 from phi1lib.filtering.scoring import MODEL_FILE, embedding_view
 from phi1lib.pipeline import Stage, StageContext
-from phi1lib.runstore import fingerprint
 from phi1lib.teacher.tasks import JUDGE
 
-EMBED_BLOCK = 1024  # files embedded between two saves of the resumable embedding cache
+EMBED_BLOCK = 1024  # files embedded between two saves of the resumable work
 MIN_LABELLED = 0.9  # below this share of usable answers the judge stage fails (nothing is stored)
 SWEEP = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
+JUDGE_CACHE = "teacher/code_judgements"  # the judge's answers, kept between builds
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -61,16 +60,14 @@ def build_code_corpus(ctx: StageContext) -> dict[str, Any]:
             "skip_reason": Value("string"),
         }
     )
-    build_cache = ctx.out / ".build-cache"
     dataset = Dataset.from_generator(
         corpus_records,
         gen_kwargs={"corpus": _corpus_config(ctx.profile), "progress": True},
         features=features,
-        cache_dir=str(build_cache),
+        cache_dir=str(ctx.work / "generator"),
     )
     dataset.save_to_disk(str(ctx.out / "data"))
     del dataset
-    shutil.rmtree(build_cache, ignore_errors=True)
     reasons = Counter(_load(ctx.out / "data")["skip_reason"])
     counts = {"files": sum(reasons.values()), "readable": reasons.get(None, 0)}
     counts.update({f"skipped_{reason}": reasons.get(reason, 0) for reason in SKIP_REASONS})
@@ -147,7 +144,7 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
         sample["text"],
         ids,
         ctx.profile,
-        cache_dir=ctx.store.root / "teacher-cache" / "code-judge",
+        cache_dir=ctx.cache(JUDGE_CACHE),
         max_chars=judge["max_chars"],
     )
     table = {
@@ -190,14 +187,11 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
 def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
     """Embed every ``raw_code`` file (its :func:`embedding_view`); an interrupted run resumes.
 
-    Blocks of ``EMBED_BLOCK`` files are saved to a cache folder keyed by the input and the
-    settings as soon as they are done, and a rerun starts from the first missing block.
+    Blocks of ``EMBED_BLOCK`` files are saved to the work folder as soon as they are done, and a
+    rerun with the same input and settings starts from the first missing block.
     """
     raw = ctx.inputs["raw_code"]
     embed = ctx.profile.section("embed")
-    key = fingerprint({"raw_code": raw.fingerprint, "embed": embed})
-    cache = ctx.store.root / ".cache" / f"code_embeddings-{key}"
-    cache.mkdir(parents=True, exist_ok=True)
     texts = [embedding_view(text) for text in raw.dataset()["text"]]
     embedder = load_embedder(
         embed["model"],
@@ -207,15 +201,14 @@ def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
     )
     blocks = []
     for start in range(0, len(texts), EMBED_BLOCK):
-        block_file = cache / f"{start:09d}.npy"
+        block_file = ctx.work / f"{start:09d}.npy"
         if not block_file.exists():
             vectors = embedder.embed(texts[start : start + EMBED_BLOCK], progress=True)
-            np.save(cache / f"{start:09d}.tmp.npy", vectors)
-            (cache / f"{start:09d}.tmp.npy").replace(block_file)
+            np.save(ctx.work / f"{start:09d}.tmp.npy", vectors)
+            (ctx.work / f"{start:09d}.tmp.npy").replace(block_file)
         blocks.append(np.load(block_file))
     embeddings = np.concatenate(blocks) if blocks else np.zeros((0, embedder.dim), np.float32)
     np.save(ctx.out / "embeddings.npy", embeddings)
-    shutil.rmtree(cache, ignore_errors=True)
     return {"files": len(embeddings), "dim": int(embedder.dim), "model": embed["model"]}
 
 

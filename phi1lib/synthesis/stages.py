@@ -9,9 +9,9 @@ datasets) writes ``data`` (training exercises), ``heldout`` (whole held-out fami
 ``topic``, ``difficulty``, ``signature``, ``docstring``, ``prompt``, ``solution``, ``tests``,
 ``text``, ``entry_point``, ``n_tokens``, ``verification`` and provenance.
 
-The teacher's answers and the sandbox's verdicts live outside the stage folders, in
-``runs/<profile>/synthesis-cache/``: a build that is interrupted, or a stage rebuilt with other
-cleaning settings, asks the teacher only for what is missing. ``report.json`` holds only what the
+The teacher's answers and the sandbox's verdicts live outside the stage folders, in the
+profile's cache (``runs/<profile>/.cache/synthesis/``): a build that is interrupted, or a stage
+rebuilt with other cleaning settings, asks the teacher only for what is missing. ``report.json`` holds only what the
 data determines, so that ``phi1 verify`` can rebuild a stage byte for byte; what a particular
 build cost (answers from the cache, HTTP requests, wall time) goes to the manifest's counts.
 Introduced in chapters 2 and 3.
@@ -71,13 +71,11 @@ def teacher_identity(profile: Profile) -> dict[str, Any]:
     return identity
 
 
-def cache_dir(ctx: StageContext, stage: str) -> Path:
-    """Where a stage keeps the teacher's answers and the sandbox's verdicts between builds."""
-    return (
-        ctx.store.root
-        / "synthesis-cache"
-        / f"{stage}-{fingerprint(teacher_identity(ctx.profile))[:12]}"
-    )
+def cache_dir(ctx: StageContext) -> Path:
+    """Where a stage keeps the teacher's answers and the sandbox's verdicts between builds: one
+    folder per stage and teacher, since another teacher gives other answers."""
+    teacher = fingerprint(teacher_identity(ctx.profile))[:12]
+    return ctx.cache(f"synthesis/{ctx.stage.name}-{teacher}")
 
 
 def _save(records: list[dict[str, Any]], path: Path, drop: tuple[str, ...] = ()) -> None:
@@ -148,7 +146,7 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
 
     settings = TextbookSettings.from_profile(ctx.profile)
     cleaning = CleaningSettings.from_profile(ctx.profile)
-    records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx, "textbooks"))
+    records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx))
     _count_tokens(records, settings.token_counter)
     generated = _reasons(records)
     dedup = remove_duplicates(records, cleaning)
@@ -230,7 +228,7 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
     """Generate and verify the exercises, clean them, and split off the held-out families."""
     settings = ExerciseSettings.from_profile(ctx.profile)
     cleaning = CleaningSettings.from_profile(ctx.profile)
-    records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx, "exercises"))
+    records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx))
     _count_tokens(records, settings.token_counter)
     answered = [r for r in records if not r["rejected"].startswith("teacher_")]
     verified = [r for r in answered if r["verification"]]
