@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -307,7 +308,8 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
 
 
 def test_shape_families_recover_known_families():
-    from phi1lib.analysis.measure import DiversitySettings, family_agreement
+    from phi1lib.analysis.measure import family_agreement
+    from phi1lib.profiles import load_profile
 
     templates = {
         "count": _variant,
@@ -322,9 +324,10 @@ def test_shape_families_recover_known_families():
         for name, template in templates.items():
             texts.append(template(i))
             truth.append(name)
-    result = family_agreement(texts, truth, DiversitySettings(ast_threshold=0.9, workers=1))
+    settings = replace(load_profile("smoke", use_env=False).diversity, ast_threshold=0.9, workers=1)
+    result = family_agreement(texts, truth, settings)
     assert (result["known_families"], result["found_families"]) == (3, 3)
     assert result["adjusted_rand"] == pytest.approx(1.0)
     assert result["by_threshold"]["1.0"]["homogeneity"] == pytest.approx(1.0)
     with pytest.raises(ValueError):
-        family_agreement(texts, truth[:-1], DiversitySettings())
+        family_agreement(texts, truth[:-1], settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,6 @@ from phi1lib.analysis.probes.report import (
     side_by_side,
 )
 from phi1lib.analysis.probes.runner import (
-    ProbeSettings,
     as_problem,
     check_completions,
     run_probe_suite,
@@ -35,11 +35,13 @@ from phi1lib.analysis.probes.suite import (
     ProbeFormatError,
     load_suite,
 )
+from phi1lib.profiles import load_profile
 
 # A hung sandbox or model load must fail the test, not stall the suite.
 pytestmark = pytest.mark.timeout(300)
 
 SUITE = load_suite()
+SMOKE = load_profile("smoke", use_env=False)
 BY_ID = {probe.id: probe for probe in SUITE}
 
 
@@ -63,7 +65,7 @@ def test_robustness_groups_hold_every_perturbation_of_one_task():
 
 
 def test_every_reference_passes_and_an_empty_answer_fails_in_the_sandbox():
-    settings = ProbeSettings(workers=2)
+    settings = replace(SMOKE.probes, workers=2)
     right = check_completions(SUITE, [p.reference for p in SUITE], settings)
     failures = [(p.id, status) for p, (ok, status) in zip(SUITE, right, strict=True) if not ok]
     assert not failures
@@ -209,7 +211,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def test_a_real_model_answers_and_every_answer_is_checked(tiny_model_dir):
     probes = [BY_ID[pid] for pid in ("stdlib/math-lcm", "gui/tkinter-pew", "chat/keep-even")]
-    settings = ProbeSettings(max_new_tokens=8, batch_size=3, workers=1)
+    settings = replace(SMOKE.probes, max_new_tokens=8, batch_size=3, workers=1)
     outcomes, costs = run_probe_suite(tiny_model_dir, probes, "random", settings, progress=False)
     assert [o.probe_id for o in outcomes] == [p.id for p in probes]
     assert costs["generation"]["completions"] == 3

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -36,9 +36,10 @@ TEXTS = [
 WORKER = """
 import json, os, signal, sys
 from pathlib import Path
-from phi1lib.training.loop import TrainSettings, learning_rate_factor, train
+from phi1lib.training.loop import learning_rate_factor, train
 from phi1lib.training.packing import PackedSequences
 from phi1lib.training.presets import build_config
+from phi1lib.training.settings import PretrainSettings
 from phi1lib.training.tokenizer import load_tokenizer
 
 spec = json.loads(sys.argv[1])
@@ -48,7 +49,7 @@ def on_step(step):
         os.kill(os.getpid(), signal.SIGKILL)
 
 tokenizer = load_tokenizer(spec["tokenizer"])
-settings = TrainSettings.from_section(spec["settings"])
+settings = PretrainSettings(**spec["settings"])
 train(
     init=build_config("smoke", spec["vocab"], eos_token_id=tokenizer.eos_token_id),
     tokenizer=tokenizer,
@@ -73,8 +74,8 @@ def corpus(tmp_path_factory):
 
 
 def settings(**changes) -> TrainSettings:
-    base = load_profile("smoke", use_env=False).section("pretrain")
-    base.update(
+    return replace(
+        load_profile("smoke", use_env=False).pretrain,
         seq_len=64,
         global_batch=8,
         micro_batch=4,
@@ -86,8 +87,8 @@ def settings(**changes) -> TrainSettings:
         eval_sequences=8,
         checkpoint_every=3,
         compile=False,
+        **changes,
     )
-    return TrainSettings.from_section(base, **changes)
 
 
 def spec(corpus, workdir: Path, run_settings: TrainSettings, **extra) -> str:

@@ -31,7 +31,7 @@ def _categories(text: str) -> list[str]:
 
 def _probes(args: argparse.Namespace) -> int:
     from phi1lib.analysis.probes.report import rates_by
-    from phi1lib.analysis.probes.runner import ProbeSettings, run_probe_suite
+    from phi1lib.analysis.probes.runner import run_probe_suite
     from phi1lib.analysis.probes.suite import load_suite
     from phi1lib.analysis.stages import JUDGE_CACHE
     from phi1lib.evaluation.judge import judge_available
@@ -45,7 +45,7 @@ def _probes(args: argparse.Namespace) -> int:
         args.model,
         probes,
         args.label or str(args.model),
-        ProbeSettings.from_section(profile.section("probes")),
+        profile.probes,
         judge_profile=profile if judged else None,
         judge_cache=RunStore(profile.name).cache_dir(JUDGE_CACHE),
         progress=sys.stderr.isatty(),

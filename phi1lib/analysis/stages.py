@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 from phi1lib.analysis.ast_shapes import functions_in
 from phi1lib.analysis.measure import (
     DISTINCT_NS,
-    DiversitySettings,
     embedding_metrics,
     family_agreement,
     ngram_count,
@@ -28,7 +27,7 @@ from phi1lib.analysis.measure import (
     topic_metrics,
 )
 from phi1lib.analysis.probes.report import ProbeOutcome, paired_differences, rates_by
-from phi1lib.analysis.probes.runner import ProbeSettings, run_probe_suite
+from phi1lib.analysis.probes.runner import run_probe_suite
 from phi1lib.analysis.probes.suite import SUITE_FILE, load_suite
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
@@ -76,7 +75,7 @@ def compared_models(inputs: Mapping[str, Artifact]) -> dict[str, Path]:
 def _probes_config(profile: Profile) -> Mapping[str, Any]:
     judge = None
     if _judged(profile):
-        judge = {key: profile.teacher[key] for key in ("endpoint", "model")}
+        judge = {"endpoint": profile.teacher.endpoint, "model": profile.teacher.model}
     return {
         "probes": profile.section("probes"),
         "suite": fingerprint(SUITE_FILE.read_text()),
@@ -92,7 +91,7 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
     """Answer, check (and grade) every probe with every model; write outcomes and tables."""
     profile = ctx.profile
     probes = load_suite()
-    settings = ProbeSettings.from_section(profile.section("probes"))
+    settings = profile.probes
     models = {
         BASE: ctx.inputs["pretrain"].path / "model",
         TUNED: ctx.inputs["finetune"].path / "model",
@@ -232,7 +231,7 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
     items as the smallest dataset holds, at most ``diversity.max_items``)."""
     from phi1lib.embeddings import embed_texts
 
-    settings = DiversitySettings.from_section(ctx.profile.section("diversity"))
+    settings = ctx.profile.diversity
     stored = code_vectors(ctx)
     samples: dict[str, tuple[list[str], list[str] | None, list[int]]] = {}
     known_families: dict[str, list[str]] = {}

@@ -59,11 +59,9 @@ def sampling_settings(profile: Profile) -> tuple[SamplingSettings, list[int]]:
 
 
 def _config(profile: Profile) -> dict[str, Any]:
-    teacher = profile.section("teacher")
+    teacher = profile.teacher
     judge = (
-        {"endpoint": teacher["endpoint"], "model": teacher["model"]}
-        if judge_available(profile)
-        else None
+        {"endpoint": teacher.endpoint, "model": teacher.model} if judge_available(profile) else None
     )
     return {"eval": profile.section("eval"), "judge": judge}
 

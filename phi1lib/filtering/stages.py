@@ -42,7 +42,9 @@ def _write_json(path: Path, payload: Any) -> None:
 
 def _corpus_config(profile) -> dict[str, Any]:
     corpus = profile.section("corpus")
-    corpus.pop("token_counter", None)  # counting tokens is raw_code's business
+    del corpus["token_counter"]  # counting tokens is raw_code's business
+    if corpus["source"] != "hub":
+        del corpus["hub_sources"]  # streams that are not read change nothing
     return corpus
 
 
@@ -87,13 +89,13 @@ def build_raw_code(ctx: StageContext) -> dict[str, Any]:
         lambda reason: reason is None, input_columns="skip_reason", keep_in_memory=True
     )
     texts = readable["text"]
-    dedup = ctx.profile.section("dedup")
+    dedup = ctx.profile.dedup
     result = deduplicate(
         texts,
-        near=dedup["near"],
-        threshold=dedup["threshold"],
-        num_perm=dedup["num_perm"],
-        ngram_size=dedup["ngram_size"],
+        near=dedup.near,
+        threshold=dedup.threshold,
+        num_perm=dedup.num_perm,
+        ngram_size=dedup.ngram_size,
         progress=True,
     )
     kept = readable.select(result.kept, keep_in_memory=True).remove_columns("skip_reason")
@@ -136,8 +138,8 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
     from datasets import Dataset
 
     raw = ctx.inputs["raw_code"].dataset()
-    judge = ctx.profile.section("judge")
-    chosen = sample_indices(len(raw), judge["sample_size"], judge["seed"])
+    judge = ctx.profile.judge
+    chosen = sample_indices(len(raw), judge.sample_size, judge.seed)
     sample = raw.select(chosen, keep_in_memory=True)
     ids = [f"raw_code/{i}:{path}" for i, path in zip(chosen, sample["path"], strict=True)]
     rows, report = judge_texts(
@@ -145,7 +147,7 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
         ids,
         ctx.profile,
         cache_dir=ctx.cache(JUDGE_CACHE),
-        max_chars=judge["max_chars"],
+        max_chars=judge.max_chars,
     )
     table = {
         "index": chosen,
@@ -191,13 +193,13 @@ def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
     rerun with the same input and settings starts from the first missing block.
     """
     raw = ctx.inputs["raw_code"]
-    embed = ctx.profile.section("embed")
+    embed = ctx.profile.embed
     texts = [embedding_view(text) for text in raw.dataset()["text"]]
     embedder = load_embedder(
-        embed["model"],
-        max_tokens=embed["max_tokens"],
-        max_chunks=embed["max_chunks"],
-        batch_size=embed["batch_size"],
+        embed.model,
+        max_tokens=embed.max_tokens,
+        max_chunks=embed.max_chunks,
+        batch_size=embed.batch_size,
     )
     blocks = []
     for start in range(0, len(texts), EMBED_BLOCK):
@@ -209,7 +211,7 @@ def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
         blocks.append(np.load(block_file))
     embeddings = np.concatenate(blocks) if blocks else np.zeros((0, embedder.dim), np.float32)
     np.save(ctx.out / "embeddings.npy", embeddings)
-    return {"files": len(embeddings), "dim": int(embedder.dim), "model": embed["model"]}
+    return {"files": len(embeddings), "dim": int(embedder.dim), "model": embed.model}
 
 
 def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
@@ -221,15 +223,15 @@ def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
     )
     index = np.asarray(labelled["index"], dtype=int)
     labels = np.asarray(labelled["educational"], dtype=int)
-    settings = ctx.profile.section("classifier")
+    settings = ctx.profile.classifier
     trained = forest.train_classifier(
         embeddings[index],
         labels,
-        n_estimators=settings["n_estimators"],
-        test_fraction=settings["test_fraction"],
-        threshold_rule=settings["threshold_rule"],
-        threshold=settings["threshold"],
-        seed=settings["seed"],
+        n_estimators=settings.n_estimators,
+        test_fraction=settings.test_fraction,
+        threshold_rule=settings.threshold_rule,
+        threshold=settings.threshold,
+        seed=settings.seed,
     )
     forest.save_classifier(trained.model, ctx.out / MODEL_FILE)
     test_labels = labels[trained.test_index]

@@ -36,10 +36,10 @@ from phi1lib.synthesis.cleaning import (
     remove_duplicates,
 )
 from phi1lib.synthesis.constraints import coverage
-from phi1lib.synthesis.exercises import ExerciseSettings, generate_exercises
+from phi1lib.synthesis.exercises import generate_exercises
 from phi1lib.synthesis.records import KEPT, split_kept
 from phi1lib.synthesis.split import heldout_units
-from phi1lib.synthesis.textbooks import TextbookSettings, generate_textbooks
+from phi1lib.synthesis.textbooks import generate_textbooks
 from phi1lib.synthesis.tokens import token_counter
 from phi1lib.teacher import JobReport, tasks
 from phi1lib.teacher.prompts import load_template
@@ -64,10 +64,10 @@ def _content_digest() -> str:
 def teacher_identity(profile: Profile) -> dict[str, Any]:
     """What decides the teacher's answers: endpoint and model; for the offline teacher, also
     its mistake rate and the hash of its code."""
-    teacher = profile.section("teacher")
-    identity: dict[str, Any] = {"endpoint": teacher["endpoint"], "model": teacher["model"]}
-    if teacher["endpoint"] == "local":
-        identity.update(mistake_rate=teacher.get("mistake_rate", 0.0), code=_content_digest())
+    teacher = profile.teacher
+    identity: dict[str, Any] = {"endpoint": teacher.endpoint, "model": teacher.model}
+    if teacher.endpoint == "local":
+        identity.update(mistake_rate=teacher.mistake_rate, code=_content_digest())
     return identity
 
 
@@ -144,8 +144,8 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
     """Generate, execute, count, deduplicate and decontaminate the textbook sections."""
     from phi1lib.teacher import content
 
-    settings = TextbookSettings.from_profile(ctx.profile)
-    cleaning = CleaningSettings.from_profile(ctx.profile)
+    settings = ctx.profile.textbooks
+    cleaning = ctx.profile.cleaning
     records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx))
     _count_tokens(records, settings.token_counter)
     generated = _reasons(records)
@@ -226,8 +226,8 @@ def _split_heldout(records: list[dict[str, Any]], fraction: float, cleaning: Cle
 
 def build_exercises(ctx: StageContext) -> dict[str, Any]:
     """Generate and verify the exercises, clean them, and split off the held-out families."""
-    settings = ExerciseSettings.from_profile(ctx.profile)
-    cleaning = CleaningSettings.from_profile(ctx.profile)
+    settings = ctx.profile.exercises
+    cleaning = ctx.profile.cleaning
     records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx))
     _count_tokens(records, settings.token_counter)
     answered = [r for r in records if not r["rejected"].startswith("teacher_")]

@@ -32,17 +32,12 @@ class TextbookSettings:
     """The profile's ``[textbooks]`` section (chapter 2)."""
 
     n_sections: int
-    seed: int = 0
-    min_code_blocks: int = 1
-    drop_failing: bool = True
-    block_timeout_s: float = 5.0
-    workers: int = 2
-    token_counter: str = "gpt2-pieces"
-
-    @classmethod
-    def from_profile(cls, profile: Profile) -> TextbookSettings:
-        section = profile.section("textbooks")
-        return cls(**{key: section[key] for key in cls.__dataclass_fields__ if key in section})
+    seed: int
+    min_code_blocks: int
+    drop_failing: bool
+    block_timeout_s: float
+    workers: int
+    token_counter: str
 
 
 def textbook_requests(constraints: Sequence[dict[str, str]], seed: int) -> list[TeacherRequest]:
@@ -124,7 +119,7 @@ def generate_textbooks(
     ``code_fails``); and the teacher's job report. ``cache_dir`` holds the teacher's answers
     (``teacher/``) and the sandbox verdicts (``sandbox/``), so an interrupted run resumes.
     """
-    settings = TextbookSettings.from_profile(profile)
+    settings = profile.textbooks
     constraints = textbook_constraints(settings.n_sections, settings.seed)
     requests = textbook_requests(constraints, settings.seed)
     with teacher_endpoint(profile) as endpoint:

@@ -12,6 +12,8 @@ import argparse
 from dataclasses import dataclass, fields
 from typing import Any
 
+from phi1lib.teacher.settings import TeacherSettings
+
 LOCAL_MODEL = "phi1-procedural-teacher"
 CONTENT_MODULE = "phi1lib.teacher.content"
 
@@ -79,14 +81,13 @@ class ServerConfig:
         return cls(**{item.name: getattr(namespace, item.name) for item in fields(cls)})
 
     @classmethod
-    def from_profile_section(cls, teacher: Any, **changes: Any) -> ServerConfig:
-        """The server a profile's ``[teacher]`` section asks for (fields it names, else defaults)."""
+    def for_teacher(cls, teacher: TeacherSettings, **changes: Any) -> ServerConfig:
+        """The server a profile's ``[teacher]`` section asks for: its model, mistakes and
+        faults; the fault knobs the profile does not name stay off."""
         values = {
-            item.name: teacher[item.name]
-            for item in fields(cls)
-            if item.name in teacher and item.name not in ("host", "port")
+            "model": teacher.model,
+            "latency": teacher.latency_s,
+            "error_rate": teacher.error_rate,
+            "mistake_rate": teacher.mistake_rate,
         }
-        if "latency_s" in teacher:
-            values["latency"] = teacher["latency_s"]
-        values["model"] = teacher.get("model", LOCAL_MODEL)
         return cls(**{**values, **changes})

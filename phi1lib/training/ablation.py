@@ -171,7 +171,7 @@ def _config(profile: Profile) -> dict[str, Any]:
 
 def _build(ctx: StageContext) -> dict[str, Any]:
     settings = ctx.profile.ablation
-    seq_len = int(ctx.profile.pretrain.seq_len)
+    seq_len = ctx.profile.pretrain.seq_len
     codetextbook = PackedSequences(ctx.inputs["tokens_codetextbook"].path / "heldout.bin", seq_len)
     exercise_tokens = PackedSequences(ctx.inputs["tokens_exercises"].path / "heldout.bin", seq_len)
     heldout_records = ctx.inputs["exercises"].dataset("heldout")
@@ -185,11 +185,11 @@ def _build(ctx: StageContext) -> dict[str, Any]:
             codetextbook_heldout=codetextbook,
             exercises_heldout=exercise_tokens,
             problems=problems,
-            humaneval_limit=int(settings.humaneval_limit),
-            heldout_sequences=int(settings.heldout_sequences),
-            max_new_tokens=int(settings.max_new_tokens),
-            batch_size=int(settings.batch_size),
-            workers=int(settings.workers),
+            humaneval_limit=settings.humaneval_limit,
+            heldout_sequences=settings.heldout_sequences,
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.batch_size,
+            workers=settings.workers,
         )
         training = artifact.json("training.json")
         rows.append(

@@ -30,7 +30,7 @@ from typing import Any
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact
-from phi1lib.training.loop import TrainSettings, train
+from phi1lib.training.loop import train
 from phi1lib.training.packing import PackedSequences, heldout_document, write_token_file
 from phi1lib.training.presets import build_config, get_preset, padded_vocab_size
 from phi1lib.training.tokenizer import (
@@ -76,7 +76,7 @@ def _count(artifact: Artifact, dataset: str = "data") -> int:
 
 
 def _heldout_fraction(profile: Profile) -> float:
-    return float(profile.pretrain.heldout_fraction)
+    return profile.pretrain.heldout_fraction
 
 
 # ---------------------------------------------------------------------------------- tokenizer
@@ -218,7 +218,7 @@ TOKENS_EXERCISES = Stage(
 
 def model_config(profile: Profile, tokenizer):
     """The ``PhiConfig`` of the profile's preset, sized for the tokenizer (chapter 4)."""
-    vocab = int(profile.model.vocab_size) or padded_vocab_size(len(tokenizer))
+    vocab = profile.model.vocab_size or padded_vocab_size(len(tokenizer))
     if vocab < len(tokenizer):
         raise ValueError(
             f"model.vocab_size {vocab} is smaller than the tokenizer ({len(tokenizer)})"
@@ -252,7 +252,7 @@ def _train(ctx: StageContext, phase: str, data: str) -> dict[str, Any]:
     """Train the stage's model in its work folder (every process of a launch calls this) and
     return the run's summary: ``phase`` is the profile section it trains with, ``data`` the
     packed corpus it reads (chapter 4)."""
-    settings = TrainSettings.from_section(ctx.profile.section(phase))
+    settings = ctx.profile.settings(phase)
     inputs = ctx.inputs
     if phase == "pretrain":
         tokenizer = tokenizer_of(inputs["tokenizer"])
