@@ -178,6 +178,8 @@ def _build_and_store(
     main_process: bool = True,
 ) -> Artifact:
     """The build itself; the caller holds the stage's lock."""
+    for leftover in store.sweep(stage.name):
+        log.info("removed %s, left by a build of %s that was killed", leftover, stage.name)
     started = time.time()
     work = store.work_dir(stage.name, expected)
     work.mkdir(parents=True, exist_ok=True)
@@ -229,6 +231,7 @@ class _Run:
         store = self.store
         with store.lock(stage.name):
             if not force and (cached := store.load(stage.name, expected)) is not None:
+                store.sweep(stage.name)
                 log.info("stage %s is up to date (%s)", stage.name, expected)
                 return cached
             problems = store.problems(stage.name)
@@ -281,8 +284,14 @@ def run(
     return _Run(profile, store or RunStore(profile.name)).artifact(name, force=force)
 
 
-def status(profile: Profile | str | None = None, *, store: RunStore | None = None) -> list[dict]:
-    """One row per registered stage: is it built, and is it up to date with the profile?"""
+def status(
+    profile: Profile | str | None = None, *, store: RunStore | None = None, deep: bool = False
+) -> list[dict]:
+    """One row per registered stage: is it built, and is it up to date with the profile?
+
+    ``deep`` hashes every file of every artifact instead of trusting the files whose size and
+    modification time the manifest recorded (``phi1 status --deep``).
+    """
     profile = _as_profile(profile)
     store = store or RunStore(profile.name)
     rows: list[dict] = []
@@ -295,7 +304,7 @@ def status(profile: Profile | str | None = None, *, store: RunStore | None = Non
         expected = None
         if all(value is not None for value in upstream.values()):
             expected = _fingerprint(stage, profile, upstream)
-        problems = store.problems(name)
+        problems = store.problems(name, deep=deep)
         if problems == ["missing"]:
             state = "missing"
         elif problems:
@@ -313,6 +322,7 @@ def status(profile: Profile | str | None = None, *, store: RunStore | None = Non
                 "built": (manifest or {}).get("created", ""),
                 "wall_time_s": (manifest or {}).get("wall_time_s"),
                 "description": stage.description,
+                "problems": [] if state == "missing" else problems,
             }
         )
     return rows
@@ -337,13 +347,17 @@ def verify(
     label = f"verify-{name}"
     work = store.work_dir(label, stored.fingerprint)
     work.mkdir(parents=True, exist_ok=True)
-    with store.lock(label), store.staging(label) as scratch:
-        stage.build(StageContext(stage, profile, inputs, store, stored.fingerprint, scratch, work))
-        rebuilt = {
-            path.relative_to(scratch).as_posix(): file_digest(path)
-            for path in sorted(scratch.rglob("*"))
-            if path.is_file()
-        }
+    with store.lock(label):
+        store.sweep(label)
+        with store.staging(label) as scratch:
+            stage.build(
+                StageContext(stage, profile, inputs, store, stored.fingerprint, scratch, work)
+            )
+            rebuilt = {
+                path.relative_to(scratch).as_posix(): file_digest(path)
+                for path in sorted(scratch.rglob("*"))
+                if path.is_file()
+            }
     shutil.rmtree(work, ignore_errors=True)
     expected = {name_: entry["blake2b"] for name_, entry in stored.manifest["files"].items()}
     differing = sorted(

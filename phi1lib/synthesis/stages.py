@@ -19,6 +19,7 @@ Introduced in chapters 2 and 3.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -50,8 +51,10 @@ REJECTION_COLUMNS = ("rejected", "teacher_error", "code_failures", "verification
 _TEACHER_CODE = Path(__file__).resolve().parent.parent / "teacher"
 
 
+@functools.lru_cache(maxsize=1)
 def _content_digest() -> str:
-    """A hash of the offline teacher's code: its answers change when this does."""
+    """A hash of the offline teacher's code: its answers change when this does (read once per
+    process: the code a process runs does not change under it)."""
     digest = hashlib.sha256()
     files = [_TEACHER_CODE / "procedural.py", *sorted((_TEACHER_CODE / "content").rglob("*"))]
     for path in files:
