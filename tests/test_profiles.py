@@ -43,7 +43,7 @@ def test_inheritance_and_differences():
     assert smoke.pretrain.lr == tiny.pretrain.lr
     assert smoke.pretrain.steps < tiny.pretrain.steps
     assert smoke.section("pretrain") != tiny.section("pretrain")
-    # the paper's recipe (paper-notes section 4)
+    # the paper's recipe (paper §2.3)
     assert small.pretrain.global_batch == 1024 and small.pretrain.lr == 1e-3
     assert small.pretrain.warmup_steps == 750 and small.pretrain.weight_decay == 0.1
     assert small.finetune.global_batch == 256 and small.finetune.lr == 1e-4

@@ -2,7 +2,7 @@
 
 Unit tests say only pass or fail. To score the 50 unconventional problems the paper instead asked
 GPT-4 to compare each candidate with a correct solution, write a short assessment, then grade it
-from 0 to 10 (paper-notes §7), which credits a solution that is nearly right. The prompt lives
+from 0 to 10 (the paper's §4), which credits a solution that is nearly right. The prompt lives
 in ``data/judge_solution.toml`` (versioned, so cached grades name the words that produced them)
 and goes through the book's teacher client. The book's offline teacher answers only the
 generation tasks of chapters 1-3, so this judge runs only when the profile's teacher is a real

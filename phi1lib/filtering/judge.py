@@ -1,4 +1,4 @@
-"""The educational-value judge: a teacher labels a sample of the corpus (paper-notes §2).
+"""The educational-value judge: a teacher labels a sample of the corpus (paper §2.1).
 
 The paper asked GPT-4 how much each of ~100k files would help "a student whose goal is to learn
 basic coding concepts". We send the same question, as the teacher package's versioned

@@ -1,7 +1,7 @@
 """CodeExercises: HumanEval-style exercises from constrained function names, each one executed.
 
 An exercise of the paper is a function signature with a docstring that states a task, followed
-by the solution (paper-notes §1.1); diversity came mainly from constraining the function names.
+by the solution (paper §2.2); diversity came mainly from constraining the function names.
 Here each exercise is asked for with three constraints (function name, topic, difficulty; see
 ``constraints.py``) through the teacher's ``code_exercise`` template, which answers the fields
 separately (signature, docstring, solution, tests). This module turns an answer into a record:

@@ -1,7 +1,7 @@
 """Synthetic textbooks: sections written by the teacher from balanced constraints, then executed.
 
 The paper's textbooks are under 1B tokens of GPT-3.5 prose with code woven in; their diversity
-comes from constraints on the topic and the audience (paper-notes §1.1). Here each section is
+comes from constraints on the topic and the audience (paper §2.2). Here each section is
 asked for with four constraints (topic, subtopic, audience, style; see ``constraints.py``)
 through the teacher's versioned ``textbook_section`` template, and every Python block of the
 answer is executed in the sandbox (``code_blocks.py``). Sections with too few code blocks, or

@@ -2,15 +2,15 @@
 
 Figure 2.1 of the paper trains one architecture on (a) unfiltered code ("The Stack+"), on (b)
 CodeTextbook, and then fine-tunes (b) on CodeExercises; section 2.1 adds the filtered code alone
-(paper-notes §2, §5.3). Here the same comparison is made with the profile's model: the stages
+(paper §2.1, Figure 2.1). Here the same comparison is made with the profile's model: the stages
 ``pretrain_unfiltered`` (a), ``pretrain_filtered`` (b), ``pretrain`` (c, CodeTextbook) and
 ``finetune`` (c + CodeExercises), every pretraining run with the same number of training tokens.
 
 Each model is scored the same four ways: held-out loss on a held-out slice of CodeTextbook and
 on the held-out exercises (in nats per token; lower is better), the pass rate of its greedy
 completions of held-out exercises run against the exercises' own tests in the project sandbox,
-and HumanEval pass@1 through the evaluation chapter's harness. Introduced in chapter 4 ("The
-ablation") and used again in chapter 5.
+and HumanEval pass@1 through the evaluation chapter's harness. Introduced in chapter 4 ("Does the
+data matter? The ablation at our scale") and used again in chapter 5.
 """
 
 from __future__ import annotations

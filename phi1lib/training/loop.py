@@ -1,6 +1,6 @@
 """One training loop for every profile: a 2-core CPU, one GPU, or many GPUs on many nodes.
 
-The loop is the paper's recipe (paper-notes §4): AdamW, a linear warmup then a linear decay of the
+The loop is the paper's recipe (paper §2.3): AdamW, a linear warmup then a linear decay of the
 learning rate, weight decay, gradient clipping, gradient accumulation up to a global batch of
 sequences, dropout, and mixed precision on GPUs (bf16, or fp16 with a gradient scaler as the
 paper used). Scale-out is left to existing engines through Hugging Face ``accelerate``: the same
@@ -103,7 +103,7 @@ def learning_rate_factor(step: int, *, warmup: int, total: int, min_ratio: float
     """The multiple of the peak learning rate at optimizer step ``step`` (counted from 0).
 
     Linear warmup over ``warmup`` steps, then linear decay to ``min_ratio`` at ``total`` steps, the
-    paper's shape (it does not say where the decay ends; paper-notes §4). Chapter 4.
+    paper's shape (it does not say where the decay ends; paper §2.3). Chapter 4.
     """
     if step < warmup:
         return (step + 1) / warmup

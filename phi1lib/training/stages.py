@@ -16,7 +16,7 @@ stage again resumes from the newest checkpoint; under a multi-process launch eve
 trains in it together. The finished stage holds
 ``model/`` (model and tokenizer, ``save_pretrained``), ``metrics.csv``, ``tensorboard/`` and
 ``training.json``.
-Introduced in chapter 4 ("The training stages").
+Introduced in chapter 4 ("Pretraining phi-1-base").
 """
 
 from __future__ import annotations
