@@ -52,7 +52,8 @@ def _write_json(path: Path, value: Any) -> None:
 # --- chapter 7: probes -----------------------------------------------------------------------
 
 
-def _judged(profile: Profile) -> bool:
+def judged(profile: Profile) -> bool:
+    """Whether the probe answers are graded: the profile asks for it and has a real LLM."""
     from phi1lib.evaluation.judge import judge_available
 
     return bool(profile.probes.judge) and judge_available(profile)
@@ -74,7 +75,7 @@ def compared_models(inputs: Mapping[str, Artifact]) -> dict[str, Path]:
 
 def _probes_config(profile: Profile) -> Mapping[str, Any]:
     judge = None
-    if _judged(profile):
+    if judged(profile):
         judge = {"endpoint": profile.teacher.endpoint, "model": profile.teacher.model}
     return {
         "probes": profile.section("probes"),
@@ -110,7 +111,7 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
             probes,
             label,
             settings,
-            judge_profile=profile if _judged(profile) else None,
+            judge_profile=profile if judged(profile) else None,
             judge_cache=judge_cache,
         )
         done[label] = {"outcomes": [o.to_dict() for o in outcomes], "costs": costs[label]}
@@ -128,7 +129,7 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
             }
             for label in models
         },
-        "judged": _judged(profile),
+        "judged": judged(profile),
         "by_category": rates_by(outcomes, "category"),
         "by_perturbation": rates_by(
             [o for o in outcomes if o.category == "robustness"], "perturbation"
