@@ -88,6 +88,7 @@ class ServerConfig:
             "model": teacher.model,
             "latency": teacher.latency_s,
             "error_rate": teacher.error_rate,
+            "malformed_rate": teacher.malformed_rate,
             "mistake_rate": teacher.mistake_rate,
         }
         return cls(**{**values, **changes})

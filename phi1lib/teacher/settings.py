@@ -25,4 +25,5 @@ class TeacherSettings:
     batch_poll_s: float
     mistake_rate: float  # offline teacher only, as the three below
     error_rate: float
+    malformed_rate: float
     latency_s: float
