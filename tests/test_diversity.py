@@ -230,6 +230,7 @@ def test_cluster_variants_rejects_a_meaningless_threshold():
     assert cluster_variants([], threshold=0.5).n_units == 0
 
 
+@pytest.mark.slow
 def test_diversity_stage_measures_constructed_datasets(tmp_path):
     """The stage on four small datasets whose answers are known (a real embedding model)."""
     from datasets import Dataset

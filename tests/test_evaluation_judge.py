@@ -120,6 +120,7 @@ def test_judge_runs_through_the_teacher_client_and_caches(tmp_path, monkeypatch)
         assert report.counts["cached"] == 3
 
 
+@pytest.mark.slow
 def test_offline_teacher_refuses_the_judge_and_grades_come_back_empty(tmp_path):
     profile = load_profile("smoke", use_env=False)
     assert not judge_available(profile)

@@ -125,6 +125,7 @@ def smoke_run(tmp_path_factory):
         yield profile, artifacts, root
 
 
+@pytest.mark.slow
 def test_stages_build_the_filtered_corpus(smoke_run):
     profile, artifacts, _ = smoke_run
     corpus = artifacts["code_corpus"].counts
@@ -173,6 +174,7 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     assert sum(scores["trained_on"]) == metrics["train"]
 
 
+@pytest.mark.slow
 def test_stages_are_reproducible_and_cached(smoke_run):
     profile, artifacts, _ = smoke_run
     again = pipeline.run("filtered_code", profile)
@@ -181,6 +183,7 @@ def test_stages_are_reproducible_and_cached(smoke_run):
     assert report["reproduced"], report
 
 
+@pytest.mark.slow
 def test_a_failing_judge_stores_nothing(smoke_run, monkeypatch):
     _, artifacts, root = smoke_run
     monkeypatch.setenv("PHI1_RUNS", str(root))
@@ -207,6 +210,7 @@ def write_reader_files(folder: Path) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_phi1_filter_scores_reports_and_resumes(smoke_run, tmp_path, capsys):
     from phi1lib.cli import main
 
@@ -252,6 +256,7 @@ def test_phi1_filter_scores_reports_and_resumes(smoke_run, tmp_path, capsys):
     assert sorted(r["path"] for r in resumed[:-1]) == sorted(r["path"] for r in rows)
 
 
+@pytest.mark.slow
 def test_phi1_filter_shards_score_every_file_once(smoke_run, tmp_path):
     from phi1lib.cli import main
 

@@ -223,6 +223,7 @@ def test_a_real_model_answers_and_every_answer_is_checked(tiny_model_dir):
     json.dumps([o.to_dict() for o in outcomes])  # outcomes are JSON-ready
 
 
+@pytest.mark.slow
 def test_probes_stage_writes_outcomes_and_tables(tiny_model_dir, tmp_path):
     from phi1lib.analysis.stages import PROBES, build_probes
     from phi1lib.pipeline import StageContext
@@ -250,6 +251,7 @@ def test_probes_stage_writes_outcomes_and_tables(tiny_model_dir, tmp_path):
     assert summary["models"]["base"]["parameters"] > 0
 
 
+@pytest.mark.slow
 def test_probes_stage_resumes_with_the_models_already_answered(tiny_model_dir, tmp_path):
     from phi1lib.analysis.stages import BASE, PROBES, PROGRESS_FILE, build_probes
     from phi1lib.pipeline import StageContext

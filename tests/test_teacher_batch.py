@@ -12,6 +12,8 @@ from phi1lib.teacher import LocalTeacherServer, ServerConfig, TeacherEndpoint, r
 from phi1lib.teacher.batch import BatchLedger, BatchRun
 from phi1lib.teacher.job import TeacherJob
 
+pytestmark = pytest.mark.slow  # batch jobs through a slow, faulty offline server
+
 MODEL = ServerConfig.model
 NAMES = ["count_vowels", "reverse_words", "is_palindrome", "sum_of_squares", "running_max"]
 

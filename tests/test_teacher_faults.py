@@ -66,6 +66,7 @@ def endpoint_for(server: LocalTeacherServer, **fields) -> TeacherEndpoint:
     return TeacherEndpoint(base_url=server.base_url, model=MODEL, kind="local", **fields)
 
 
+@pytest.mark.slow
 def test_500_requests_through_30_percent_errors_and_1s_latency(tmp_path):
     config = ServerConfig(latency=1.0, error_rate=0.25, drop_rate=0.05)
     requests = textbook_requests(500)
@@ -100,6 +101,7 @@ CLIENT_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_killed_job_resumes_without_asking_twice(tmp_path):
     script = tmp_path / "client.py"
     script.write_text(CLIENT_SCRIPT.format(tests=str(Path(__file__).parent), model=MODEL))
@@ -143,6 +145,7 @@ def test_a_killed_job_resumes_without_asking_twice(tmp_path):
     assert len(keys) == len(set(keys)) == 240
 
 
+@pytest.mark.slow
 def test_a_token_budget_stops_the_job_and_reports_what_remains(tmp_path):
     requests = textbook_requests(40)
     with LocalTeacherServer(ServerConfig()) as server:
@@ -169,6 +172,7 @@ def test_a_token_budget_stops_the_job_and_reports_what_remains(tmp_path):
         assert finish.usage[MODEL]["requests"] == counts["not_run"]
 
 
+@pytest.mark.slow
 def test_a_money_budget_uses_the_price_table(tmp_path):
     prices = PriceTable(models={MODEL: Price(input=100.0, output=100.0)})
     requests = exercise_requests(30)
@@ -183,6 +187,7 @@ def test_a_money_budget_uses_the_price_table(tmp_path):
 @pytest.mark.parametrize(
     ("fault", "message"), [("malformed_rate", "not valid JSON"), ("invalid_rate", "schema")]
 )
+@pytest.mark.slow
 def test_broken_structured_answers_are_retried_then_counted(tmp_path, fault, message):
     config = ServerConfig(**{fault: 1.0})
     with LocalTeacherServer(config) as server:
@@ -196,6 +201,7 @@ def test_broken_structured_answers_are_retried_then_counted(tmp_path, fault, mes
     assert report.usage[MODEL]["requests"] == 18  # every attempt was paid for
 
 
+@pytest.mark.slow
 def test_occasional_bad_json_and_truncation_are_recovered_by_retries(tmp_path):
     config = ServerConfig(malformed_rate=0.15, invalid_rate=0.1, truncate_rate=0.1)
     requests = exercise_requests(60) + textbook_requests(20)
@@ -209,6 +215,7 @@ def test_occasional_bad_json_and_truncation_are_recovered_by_retries(tmp_path):
             tasks.parse_exercise(result)
 
 
+@pytest.mark.slow
 def test_timeouts_are_retried_then_recorded_as_failed(tmp_path):
     with LocalTeacherServer(ServerConfig(latency=2.0)) as server:
         endpoint = endpoint_for(server, timeout_s=0.4, max_retries=1, retry_base_s=0.01)

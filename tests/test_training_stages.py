@@ -102,6 +102,7 @@ def stand_ins(monkeypatch, runs_root):
     return runs_root
 
 
+@pytest.mark.slow
 def test_training_stages_from_tokenizer_to_ablation(stand_ins):
     profile = load_profile("smoke", use_env=False)
     ablation = pipeline.run("training_ablation", profile)
@@ -197,6 +198,7 @@ print("RESULT", json.dumps(run_stage("pretrain", "smoke", {"pretrain.micro_batch
 """
 
 
+@pytest.mark.slow
 def test_the_entry_point_trains_a_stage_with_two_processes(runs_root, tmp_path):
     import os
     import subprocess
