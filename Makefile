@@ -10,8 +10,8 @@ STAMP := $(VENV)/.phi1-installed
 TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= tiny
 BOOK_OUT := _build/$(PROFILE)
-# What ruff lints and formats: the package, its tests, benchmarks and scripts.
-RUFF_PATHS := phi1lib tests benchmarks scripts
+# What ruff lints and formats: the package, its tests, benchmarks, scripts and the chapters.
+RUFF_PATHS := phi1lib tests benchmarks scripts notebooks
 
 # The default profiles run offline: nothing may reach the Hugging Face hub.
 export HF_HUB_OFFLINE ?= 1
