@@ -277,7 +277,7 @@ class BatchRun:
             self.last[index] = result
             self.retry.add(index)
             self.reasks[index] = reasks + 1
-            self.bodies[index] = job.follow_up(index, answer, reasks + 1)
+            self.bodies[index] = job.follow_up(self.body(index), answer)
 
     async def collect(self, batch_id: str, keys: list[str]) -> None:
         """Wait for a batch, then file its answers; unanswered keys become retryable failures."""

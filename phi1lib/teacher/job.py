@@ -51,12 +51,13 @@ FOLLOW_UP = (
 )
 
 
-def follow_up_body(body: dict[str, Any], text: str | None, problem: str, number: int) -> dict:
-    """The body that asks again after a refused answer (``number``: 1 for the first re-ask).
+def follow_up_body(body: dict[str, Any], text: str | None, problem: str) -> dict[str, Any]:
+    """The body that asks again after ``body`` got the refused answer ``text``.
 
-    It is never the same body as before: at temperature 0 that would buy the same answer. It
-    shows the model its answer and the problem with it, and moves the seed (when there is one)
-    so that a sampling model draws afresh.
+    It is never the same body as before: at temperature 0 that would buy the same answer. The
+    conversation grows by the answer and a message naming the problem with it, so the model
+    sees each of its refused answers, and the seed (when there is one) moves on by one so that
+    a sampling model draws afresh.
     """
     quoted = (text or "").strip()[:QUOTED_ANSWER_CHARS] or "(an empty answer)"
     messages = [
@@ -66,7 +67,7 @@ def follow_up_body(body: dict[str, Any], text: str | None, problem: str, number:
     ]
     changed = {**body, "messages": messages}
     if isinstance(body.get("seed"), int):
-        changed["seed"] = body["seed"] + number
+        changed["seed"] = body["seed"] + 1
     return changed
 
 
@@ -221,9 +222,9 @@ class TeacherJob:
         problem = self._refusal(candidate)
         return answer if problem is None else Answer(answer.text, answer.parsed, problem)
 
-    def follow_up(self, index: int, answer: Answer, number: int) -> dict[str, Any]:
-        """The body of re-ask ``number`` after ``answer`` was refused."""
-        return follow_up_body(self.bodies[index], answer.text, answer.problem or "", number)
+    def follow_up(self, body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+        """The next body to send after ``body`` got the refused ``answer``."""
+        return follow_up_body(body, answer.text, answer.problem or "")
 
     # ---- turning answers into results ----------------------------------------------------------
 
@@ -340,6 +341,7 @@ class TeacherJob:
                 "status": MALFORMED_LINE,
                 "problem": result.error,
                 "text": result.raw_text,
+                "usage": result.usage,
                 "provenance": result.provenance,
             }
         )

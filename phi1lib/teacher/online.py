@@ -113,7 +113,7 @@ async def ask(job: TeacherJob, client: Any, index: int, gate: AdaptiveLimit) -> 
             return last
         malformed += 1
         job.retries += 1
-        body = job.follow_up(index, answer, malformed)
+        body = job.follow_up(body, answer)
 
 
 async def run_online(job: TeacherJob, pending: list[int], client: Any) -> None:
