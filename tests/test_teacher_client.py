@@ -322,9 +322,9 @@ def test_a_text_fallback_request_takes_prose_a_strict_one_refuses_it():
     key = request_key(chat_body("m", strict))
     assert key == request_key(chat_body("m", lenient))  # the same body is sent...
     served = {"id": "m"}
-    assert cache_key(chat_body("m", strict), served, strict) != cache_key(
-        chat_body("m", lenient), served, lenient
-    )  # ...but what was accepted differs, so the cache keeps them apart
+    assert cache_key(key, served, strict) != cache_key(key, served, lenient)  # ...but what
+    # was accepted differs, so the cache keeps them apart; and so does another model card
+    assert cache_key(key, served, strict) != cache_key(key, {"id": "m", "created": 1}, strict)
 
 
 def test_the_identity_leaves_out_a_date_stamped_at_listing_time():

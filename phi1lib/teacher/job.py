@@ -150,8 +150,8 @@ class TeacherJob:
         """Key the cache by what the endpoint serves (a :class:`~phi1lib.teacher.served.ServedModel`)."""
         self.served = served.describe()
         self.keys = [
-            cache_key(body, served.identity, request)
-            for body, request in zip(self.bodies, self.requests, strict=True)
+            cache_key(body_key, served.identity, request)
+            for body_key, request in zip(self.request_keys, self.requests, strict=True)
         ]
         self._group()
         self.http_requests += served.probe_requests

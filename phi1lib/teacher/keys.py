@@ -52,7 +52,8 @@ def request_key(body: dict[str, Any]) -> str:
     return _digest({k: v for k, v in body.items() if k not in _DELIVERY_FIELDS and v is not None})
 
 
-def cache_key(body: dict[str, Any], served: dict[str, Any], request: TeacherRequest) -> str:
-    """The cache's name for the answer to ``body`` from the model ``served`` describes."""
+def cache_key(body_key: str, served: dict[str, Any], request: TeacherRequest) -> str:
+    """The cache's name for the answer to the body ``body_key`` names (its
+    :func:`request_key`), from the model ``served`` describes."""
     accepts = "json-or-text" if request.text_fallback else "as-asked"
-    return _digest({"request": request_key(body), "served": served, "accepts": accepts})
+    return _digest({"request": body_key, "served": served, "accepts": accepts})
