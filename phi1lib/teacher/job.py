@@ -320,7 +320,6 @@ class TeacherJob:
                     "provenance": result.provenance,
                 }
             )
-
         tokens = self.guard.spent_tokens
         self.bar.set_postfix_str(
             f"ok={self.tally[OK]} failed={self.tally[FAILED]} malformed={self.tally[MALFORMED]} "

@@ -54,9 +54,9 @@ def _failure(error: openai.APIError, attempts: int, gate: AdaptiveLimit, timeout
     text = f"{describe(error)} (after {attempts} attempts)"
     if failure_kind(error) == TIMED_OUT:
         text += (
-            f"; the timeout is {timeout_s:g} s and {gate.width} request(s) were let in flight: "
-            "a server that answers one request at a time counts the queue in it, so raise "
-            "teacher.timeout_s or lower teacher.concurrency"
+            f"; the timeout is {timeout_s:g} s with {gate.width} request(s) let in flight (a "
+            "server that answers one request at a time counts its queue in it): raise "
+            "teacher.timeout_s if one answer alone can take that long"
         )
     return text
 
