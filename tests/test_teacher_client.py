@@ -167,6 +167,20 @@ def test_the_cache_survives_a_torn_last_line(tmp_path):
     assert final.get("d")["text"] == "answer d"
 
 
+def test_refused_and_withdrawn_answers_share_the_file_but_are_never_served(tmp_path):
+    cache = ResponseCache(tmp_path)
+    cache.append_many([_record("a"), _record("b")])
+    refused = {"key": "c", "id": "c", "status": "malformed", "problem": "p", "text": "junk"}
+    assert cache.append_many([refused, refused]) == 2  # every refused answer is kept
+    stale = ResponseCache.revocation("b", {"text": "an answer somebody else wrote"}, "r")
+    cache.append_many([ResponseCache.revocation("a", cache.get("a"), "refused"), stale])
+    assert cache.keys() == {"b"}  # a revocation withdraws only the answer it names
+    assert cache.append_many([{**_record("a"), "text": "asked again"}]) == 1
+    reread = ResponseCache(tmp_path)
+    assert reread.keys() == {"a", "b"} and reread.get("a")["text"] == "asked again"
+    assert reread.malformed_lines == 2 and reread.get("c") is None
+
+
 def _append_from_process(folder: str, keys: list[str]) -> None:
     cache = ResponseCache(folder)
     for key in keys:
