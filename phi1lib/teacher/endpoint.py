@@ -231,7 +231,8 @@ def teacher_endpoint(profile: Profile, **changes: Any) -> Iterator[TeacherEndpoi
 
     With ``teacher.endpoint = "local"`` this starts the offline server (with the profile's
     ``mistake_rate``, ``error_rate``, ``malformed_rate`` and ``latency_s``) and stops it
-    afterwards; otherwise it only checks the configuration. ``changes`` override endpoint fields (``concurrency=64``).
+    afterwards; otherwise it only checks the configuration. ``changes`` override endpoint
+    fields (``concurrency=64``).
     """
     if profile.teacher.endpoint != LOCAL:
         yield TeacherEndpoint.from_profile(profile).replace(**changes)

@@ -26,6 +26,7 @@ class ServerConfig:
     port: int = 0  # 0: any free port; the chosen one is printed on the first line
     model: str = LOCAL_MODEL
     latency: float = 0.0  # seconds added to every chat answer
+    slots: int = 0  # answers written at once (0: any number); the rest wait their turn
     error_rate: float = 0.0  # fraction answered 429 (with Retry-After) or 500/503
     drop_rate: float = 0.0  # fraction whose connection is closed without an answer
     malformed_rate: float = 0.0  # fraction of JSON answers with broken JSON syntax
@@ -46,6 +47,8 @@ class ServerConfig:
             raise ValueError(f"the fault rates {rates} must add up to at most 1")
         if self.latency < 0 or self.retry_after < 0:
             raise ValueError("latency and retry_after must be >= 0")
+        if self.slots < 0:
+            raise ValueError(f"slots must be >= 0, got {self.slots}")
 
     def to_args(self) -> list[str]:
         """The ``phi1 teacher serve`` flags that reproduce this configuration."""
@@ -59,6 +62,7 @@ class ServerConfig:
         helps = {
             "port": "port to listen on (0: a free one)",
             "latency": "seconds added to every chat answer",
+            "slots": "answers written at once, as a one-GPU server (0: any number)",
             "error_rate": "fraction of requests answered 429 (with Retry-After) or 500/503",
             "drop_rate": "fraction of requests whose connection is dropped",
             "malformed_rate": "fraction of JSON answers with broken syntax",
