@@ -17,6 +17,7 @@ import pytest
 from transformers_server import TransformersServer, build_tiny_model
 
 from phi1lib import pipeline
+from phi1lib.filtering.stages import JUDGE_CACHE
 from phi1lib.profiles import load_profile
 from phi1lib.runstore import RunStore
 from phi1lib.teacher import TeacherEndpoint, TeacherUnavailable, run_requests, tasks
@@ -154,5 +155,5 @@ def test_a_judge_stage_with_garbage_answers_fails_counted_and_stores_no_label(
     assert server.chat_requests() - before == 15  # 5 files, each asked 1 + 2 times
     store = RunStore(profile.name)
     assert store.read_manifest("code_judgements") is None  # no labels were stored
-    cache = ResponseCache(store.root / "teacher-cache" / "code-judge")
+    cache = ResponseCache(store.cache_dir(JUDGE_CACHE))
     assert len(cache) == 0 and cache.malformed_lines == 15
