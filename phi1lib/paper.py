@@ -38,7 +38,7 @@ def _m(value: float) -> float:
     return value * 1e6
 
 
-# Table 1 of the paper (paper-notes §5.2). Sizes and token counts as the paper prints them.
+# Table 1 of the paper. Sizes and token counts as the paper prints them.
 TABLE1: tuple[ModelResult, ...] = (
     ModelResult("2021 Jul", "Codex-300M", _m(300), _b(100), 13.2, None),
     ModelResult("2021 Jul", "Codex-12B", _b(12), _b(100), 28.8, None),
@@ -69,14 +69,14 @@ def table1_records() -> list[dict]:
     return [asdict(row) for row in TABLE1]
 
 
-# The phi-1 family (paper-notes §5.1, §12): HumanEval pass@1 in percent.
+# The phi-1 family (paper, abstract, §2.1 and Table 1): HumanEval pass@1 in percent.
 PHI1_FAMILY = {
     "phi-1": {"params": _b(1.3), "tokens_seen": _b(51), "humaneval": 50.6, "mbpp": 55.5},
     "phi-1-base": {"params": _b(1.3), "tokens_seen": _b(51), "humaneval": 29.0, "mbpp": None},
     "phi-1-small": {"params": _m(350), "tokens_seen": None, "humaneval": 45.0, "mbpp": None},
 }
 
-# The data budget (paper-notes §1.1, §12 row 6), in tokens unless said otherwise.
+# The data budget (paper §2 and §2.2), in tokens unless said otherwise.
 DATA_BUDGET = {
     "raw_stack_and_so_tokens": _b(35),
     "raw_files": 35e6,
@@ -88,7 +88,7 @@ DATA_BUDGET = {
     "judge_labels": 100_000,
 }
 
-# Filtering alone on the 350M model (paper-notes §2, HumanEval pass@1 in percent).
+# Filtering alone on the 350M model (paper §2.1, HumanEval pass@1 in percent).
 FILTER_ABLATION_350M = (
     {"data": "The Stack + StackOverflow (unfiltered)", "steps": 96_000, "humaneval": 12.19},
     {"data": "Filtered subset", "steps": 36_000, "humaneval": 17.68},
@@ -221,7 +221,7 @@ TABLE3 = (
 # Pruning CodeExercises removed between these many problems as tau went from 0.95 to 0.8.
 PRUNED_EXERCISES = {"tau_0.95": 42_500, "tau_0.80": 354_000, "total": 879_500}
 
-# Training recipe (paper-notes §4). The profiles phi-1-small and phi-1 carry these values.
+# Training recipe (paper §2.3). The profiles phi-1-small and phi-1 carry these values.
 HYPERPARAMETERS = {
     "pretrain": {
         "global_batch_sequences": 1024,
@@ -247,7 +247,7 @@ HYPERPARAMETERS = {
     "hardware": {"gpus": "8 x A100", "pretrain_gpu_hours": 770, "finetune_hours": 7},
 }
 
-# Architecture (paper-notes §3.1), as the paper states it.
+# Architecture (paper §2.3), as the paper states it.
 ARCHITECTURE = {
     "phi-1": {
         "layers": 24,
@@ -267,7 +267,7 @@ ARCHITECTURE = {
     },
 }
 
-# Emergent abilities after fine-tuning (paper-notes §6; paper §3 and Appendix A): the same prompt
+# Emergent abilities after fine-tuning (paper §3 and Appendix A): the same prompt
 # given to phi-1, phi-1-base and phi-1-small, judged qualitatively by the authors (no numbers).
 EMERGENT_EXAMPLES = (
     {
@@ -321,7 +321,7 @@ EMERGENT_EXAMPLES = (
     },
 )
 
-# The limits the paper lists (paper-notes §9; Appendix B and §6), which chapter 7's robustness
+# The limits the paper lists (paper Appendix B and §6), which chapter 7's robustness
 # and counting probes test.
 LIMITATIONS = (
     {
@@ -354,7 +354,7 @@ LIMITATIONS = (
     },
 )
 
-# The n-gram decontamination check (paper-notes §8, paper §5.1): HumanEval docstrings against
+# The n-gram decontamination check (paper §5.1): HumanEval docstrings against
 # every CodeExercises entry, 13-word runs. Four problems matched; all four were false positives
 # (shared stock phrases attached to different tasks).
 NGRAM_DECONTAMINATION = {"n": 13, "humaneval_problems_matched": 4, "false_positives": 4}

@@ -4,26 +4,34 @@ A :class:`Stage` declares its name, the stages it needs, the part of the profile
 and a ``build`` function that writes its artifact. :func:`run` resolves the upstream stages first
 (building those that are missing or stale), so any chapter can start from a fresh clone.
 A stage whose configuration and inputs are unchanged is not built again.
-Stage modules register here by name; they are imported lazily, so this foundation imports no
-stage until one is asked for. Introduced in the preface ("The run store").
+
+Adding a stage takes one module (the ``Stage`` and its build function) and one line in
+:data:`STAGES`. The build gets everything it needs in its :class:`StageContext`: the profile,
+its inputs, its fingerprint, the folder to write, a work folder that survives interruptions and
+the profile's cache folders; it never looks them up for itself. Stage modules are imported
+lazily, so this foundation imports no stage until one is asked for. Introduced in the preface
+("The run store").
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from phi1lib import launch
 from phi1lib.profiles import Profile, load_profile
-from phi1lib.runstore import Artifact, RunStore, file_digest, fingerprint
+from phi1lib.runstore import Artifact, ArtifactError, RunStore, file_digest, fingerprint
 
 log = logging.getLogger(__name__)
 
-# Stage name -> "module:attribute" of its Stage object, in pipeline order.
+# The registry. Stage name -> "module:attribute" of its Stage object, in pipeline order.
 STAGES: dict[str, str] = {
     # Chapter 1: filtering real code to textbook quality (phi1lib.filtering).
     "code_corpus": "phi1lib.filtering.stages:CODE_CORPUS",
@@ -54,14 +62,34 @@ STAGES: dict[str, str] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageContext:
-    """What a stage's build function gets: the profile, its inputs and the folder to write."""
+    """What a stage's build gets: everything it may read, and the only places it may write.
 
+    ``out`` is the empty folder the artifact is written into (moved into place when the build
+    returns). ``work`` survives an interrupted build and is handed to the next build with the
+    same fingerprint (checkpoints, finished parts), then removed once the stage is stored.
+    ``cache(name)`` is shared by every build of the profile (answers a teacher was paid for).
+    ``main_process`` is False only in the other processes of a multi-process launch, which
+    build a ``collective`` stage together with the main one but store nothing.
+    """
+
+    stage: Stage
     profile: Profile
-    out: Path
     inputs: Mapping[str, Artifact]
     store: RunStore
+    fingerprint: str
+    out: Path
+    work: Path
+    main_process: bool = True
+
+    def cache(self, name: str) -> Path:
+        """The profile's cache folder ``name`` (created when missing)."""
+        return self.store.cache_dir(name)
+
+
+def _borrows_nothing(profile: Profile) -> Sequence[tuple[str, str]]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -70,7 +98,10 @@ class Stage:
 
     ``config`` picks the part of the profile this stage depends on: changing anything else does
     not invalidate it. ``build`` writes files into ``ctx.out`` and returns counts for the manifest.
-    Bump ``version`` when the code changes what a stage produces.
+    Bump ``version`` when the code changes what a stage produces. ``borrows`` names artifacts of
+    other profiles, ``(profile, stage)``, that the build reads when they are built there (they
+    are never built from here); they arrive in ``ctx.inputs`` as ``"stage@profile"``. A
+    ``collective`` stage is built by every process of a multi-process launch at once (training).
     """
 
     name: str
@@ -79,12 +110,8 @@ class Stage:
     needs: tuple[str, ...] = ()
     version: int = 1
     description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-def register(name: str, target: str) -> None:
-    """Register a stage by import path (``"package.module:STAGE"``)."""
-    STAGES[name] = target
+    borrows: Callable[[Profile], Sequence[tuple[str, str]]] = _borrows_nothing
+    collective: bool = False
 
 
 def get_stage(name: str) -> Stage:
@@ -103,14 +130,142 @@ def _as_profile(profile: Profile | str | None) -> Profile:
 
 
 def stage_fingerprint(stage: Stage, profile: Profile, inputs: Mapping[str, Artifact]) -> str:
+    """What a stored artifact must match to be reused: code version, configuration, inputs."""
+    return _fingerprint(stage, profile, {name: a.fingerprint for name, a in inputs.items()})
+
+
+def _fingerprint(stage: Stage, profile: Profile, inputs: Mapping[str, str | None]) -> str:
     return fingerprint(
         {
             "stage": stage.name,
             "version": stage.version,
             "config": stage.config(profile),
-            "inputs": {name: artifact.fingerprint for name, artifact in inputs.items()},
+            "inputs": dict(inputs),
         }
     )
+
+
+def borrowed(stage: Stage, profile: Profile, store: RunStore) -> dict[str, Artifact]:
+    """The artifacts of other profiles that ``stage`` borrows and that are built there."""
+    found = {}
+    for other, name in stage.borrows(profile):
+        artifact = store.of_profile(other).load(name)
+        if artifact is not None:
+            found[f"{name}@{other}"] = artifact
+    return found
+
+
+def build_stage(
+    stage: Stage, profile: Profile, inputs: Mapping[str, Artifact], store: RunStore
+) -> Artifact:
+    """Build ``stage`` from these inputs and store it, whatever the store holds already.
+
+    :func:`run` calls this for stages that are missing or stale; tests call it with stand-in
+    inputs. The work folder is removed once the artifact is stored, and kept if the build fails.
+    """
+    expected = stage_fingerprint(stage, profile, inputs)
+    with store.lock(stage.name):
+        return _build_and_store(stage, profile, inputs, store, expected)
+
+
+def _build_and_store(
+    stage: Stage,
+    profile: Profile,
+    inputs: Mapping[str, Artifact],
+    store: RunStore,
+    expected: str,
+    *,
+    main_process: bool = True,
+) -> Artifact:
+    """The build itself; the caller holds the stage's lock."""
+    for leftover in store.sweep(stage.name):
+        log.info("removed %s, left by a build of %s that was killed", leftover, stage.name)
+    started = time.time()
+    work = store.work_dir(stage.name, expected)
+    work.mkdir(parents=True, exist_ok=True)
+    with store.staging(stage.name) as scratch:
+        ctx = StageContext(stage, profile, inputs, store, expected, scratch, work, main_process)
+        counts = stage.build(ctx) or {}
+        artifact = store.commit(
+            stage.name,
+            scratch,
+            fingerprint_=expected,
+            config=stage.config(profile),
+            inputs={need: artifact.fingerprint for need, artifact in inputs.items()},
+            counts=counts,
+            started=started,
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return artifact
+
+
+class _Run:
+    """One call of :func:`run`: every stage is looked up once, however many stages need it."""
+
+    def __init__(self, profile: Profile, store: RunStore):
+        self.profile = profile
+        self.store = store
+        self.resolved: dict[str, Artifact] = {}
+
+    def inputs(self, stage: Stage) -> dict[str, Artifact]:
+        inputs = {need: self.artifact(need) for need in stage.needs}
+        inputs.update(borrowed(stage, self.profile, self.store))
+        return inputs
+
+    def artifact(self, name: str, force: bool = False) -> Artifact:
+        if name in self.resolved and not force:
+            return self.resolved[name]
+        stage = get_stage(name)
+        inputs = self.inputs(stage)
+        expected = stage_fingerprint(stage, self.profile, inputs)
+        if stage.collective and launch.world_size() > 1:
+            artifact = self._build_collectively(stage, inputs, expected, force)
+        else:
+            artifact = self._load_or_build(stage, inputs, expected, force)
+        self.resolved[name] = artifact
+        return artifact
+
+    def _load_or_build(
+        self, stage: Stage, inputs: dict[str, Artifact], expected: str, force: bool
+    ) -> Artifact:
+        store = self.store
+        with store.lock(stage.name):
+            if not force and (cached := store.load(stage.name, expected)) is not None:
+                store.sweep(stage.name)
+                log.info("stage %s is up to date (%s)", stage.name, expected)
+                return cached
+            problems = store.problems(stage.name)
+            if problems not in ([], ["missing"]):
+                log.warning(
+                    "stage %s on disk cannot be trusted (%s); rebuilding",
+                    stage.name,
+                    "; ".join(problems),
+                )
+            return _build_and_store(stage, self.profile, inputs, store, expected)
+
+    def _build_collectively(
+        self, stage: Stage, inputs: dict[str, Artifact], expected: str, force: bool
+    ) -> Artifact:
+        """Every process of the launch builds (trains) together; the main one stores the result."""
+        store = self.store
+        if not force and (cached := store.load(stage.name, expected)) is not None:
+            return cached
+        if launch.is_main_process():
+            with store.lock(stage.name):
+                artifact = _build_and_store(stage, self.profile, inputs, store, expected)
+            launch.wait_for_everyone()
+            return artifact
+        work = store.work_dir(stage.name, expected)
+        with tempfile.TemporaryDirectory(prefix=f"phi1-{stage.name}-rank{launch.rank()}-") as out:
+            ctx = StageContext(
+                stage, self.profile, inputs, store, expected, Path(out), work, main_process=False
+            )
+            stage.build(ctx)
+        launch.wait_for_everyone()
+        artifact = store.load(stage.name, expected)
+        if artifact is None:
+            raise ArtifactError(f"the main process did not store stage {stage.name!r}")
+        return artifact
 
 
 def run(
@@ -120,37 +275,23 @@ def run(
     store: RunStore | None = None,
     force: bool = False,
 ) -> Artifact:
-    """Return the artifact of a stage, building it (and what it needs) when missing or stale."""
+    """Return the artifact of a stage, building it (and what it needs) when missing or stale.
+
+    Under a multi-process launch every process calls this; a ``collective`` stage is then
+    trained by all of them and stored by the first (chapter 4).
+    """
     profile = _as_profile(profile)
-    store = store or RunStore(profile.name)
-    stage = get_stage(name)
-    inputs = {need: run(need, profile, store=store) for need in stage.needs}
-    expected = stage_fingerprint(stage, profile, inputs)
-    with store.lock(name):
-        if not force and (cached := store.load(name, expected)) is not None:
-            log.info("stage %s is up to date (%s)", name, expected)
-            return cached
-        problems = store.problems(name)
-        if problems not in ([], ["missing"]):
-            log.warning(
-                "stage %s on disk cannot be trusted (%s); rebuilding", name, "; ".join(problems)
-            )
-        started = time.time()
-        with store.staging(name) as scratch:
-            counts = stage.build(StageContext(profile, scratch, inputs, store)) or {}
-            return store.commit(
-                name,
-                scratch,
-                fingerprint_=expected,
-                config=stage.config(profile),
-                inputs={need: artifact.fingerprint for need, artifact in inputs.items()},
-                counts=counts,
-                started=started,
-            )
+    return _Run(profile, store or RunStore(profile.name)).artifact(name, force=force)
 
 
-def status(profile: Profile | str | None = None, *, store: RunStore | None = None) -> list[dict]:
-    """One row per registered stage: is it built, and is it up to date with the profile?"""
+def status(
+    profile: Profile | str | None = None, *, store: RunStore | None = None, deep: bool = False
+) -> list[dict]:
+    """One row per registered stage: is it built, and is it up to date with the profile?
+
+    ``deep`` hashes every file of every artifact instead of trusting the files whose size and
+    modification time the manifest recorded (``phi1 status --deep``).
+    """
     profile = _as_profile(profile)
     store = store or RunStore(profile.name)
     rows: list[dict] = []
@@ -159,18 +300,11 @@ def status(profile: Profile | str | None = None, *, store: RunStore | None = Non
         stage = get_stage(name)
         manifest = store.read_manifest(name)
         upstream = {need: fingerprints.get(need) for need in stage.needs}
-        if any(value is None for value in upstream.values()):
-            expected = None
-        else:
-            expected = fingerprint(
-                {
-                    "stage": stage.name,
-                    "version": stage.version,
-                    "config": stage.config(profile),
-                    "inputs": upstream,
-                }
-            )
-        problems = store.problems(name)
+        upstream.update({key: a.fingerprint for key, a in borrowed(stage, profile, store).items()})
+        expected = None
+        if all(value is not None for value in upstream.values()):
+            expected = _fingerprint(stage, profile, upstream)
+        problems = store.problems(name, deep=deep)
         if problems == ["missing"]:
             state = "missing"
         elif problems:
@@ -188,6 +322,7 @@ def status(profile: Profile | str | None = None, *, store: RunStore | None = Non
                 "built": (manifest or {}).get("created", ""),
                 "wall_time_s": (manifest or {}).get("wall_time_s"),
                 "description": stage.description,
+                "problems": [] if state == "missing" else problems,
             }
         )
     return rows
@@ -205,16 +340,25 @@ def verify(
     profile = _as_profile(profile)
     store = store or RunStore(profile.name)
     stage = get_stage(name)
-    stored = run(name, profile, store=store)
-    inputs = {need: run(need, profile, store=store) for need in stage.needs}
+    resolver = _Run(profile, store)
+    stored = resolver.artifact(name)
+    inputs = resolver.inputs(stage)
     started = time.time()
-    with store.staging(f"verify-{name}") as scratch:
-        stage.build(StageContext(profile, scratch, inputs, store))
-        rebuilt = {
-            path.relative_to(scratch).as_posix(): file_digest(path)
-            for path in sorted(scratch.rglob("*"))
-            if path.is_file()
-        }
+    label = f"verify-{name}"
+    work = store.work_dir(label, stored.fingerprint)
+    work.mkdir(parents=True, exist_ok=True)
+    with store.lock(label):
+        store.sweep(label)
+        with store.staging(label) as scratch:
+            stage.build(
+                StageContext(stage, profile, inputs, store, stored.fingerprint, scratch, work)
+            )
+            rebuilt = {
+                path.relative_to(scratch).as_posix(): file_digest(path)
+                for path in sorted(scratch.rglob("*"))
+                if path.is_file()
+            }
+    shutil.rmtree(work, ignore_errors=True)
     expected = {name_: entry["blake2b"] for name_, entry in stored.manifest["files"].items()}
     differing = sorted(
         f for f in expected.keys() | rebuilt.keys() if expected.get(f) != rebuilt.get(f)

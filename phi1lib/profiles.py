@@ -1,73 +1,110 @@
 """Profiles: the one switch that picks the scale of every stage.
 
 The values live in ``profiles.toml`` beside this module, so that a reader can see every knob of a
-profile in one file. This module only loads them, resolves inheritance (``base = ...``), applies
-overrides and hands out read-only views. Introduced in the preface ("Profiles").
+profile in one file. This module loads them, resolves inheritance (``base = ...``), applies
+overrides and hands each section out as a typed, read-only settings object
+(``profile.pretrain.steps``), loaded strictly by :func:`phi1lib.settings.load_settings`.
+Introduced in the preface ("Profiles").
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
+from phi1lib.settings import SettingsError, load_settings
+
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 DEFAULT_PROFILE = "tiny"
 PROFILE_ENV = "PHI1_PROFILE"
 OVERRIDES_ENV = "PHI1_SET"
+# The fields of a profile that are not sections.
+TOP_LEVEL = ("description", "hardware", "online")
+
+# Section of profiles.toml -> "module:Class" of the frozen dataclass it loads into. The classes
+# live beside the code that reads them and are imported when a section is first asked for.
+SECTIONS: dict[str, str] = {
+    "corpus": "phi1lib.filtering.settings:CorpusSettings",
+    "dedup": "phi1lib.filtering.settings:DedupSettings",
+    "teacher": "phi1lib.teacher.settings:TeacherSettings",
+    "judge": "phi1lib.filtering.settings:JudgeSettings",
+    "embed": "phi1lib.embeddings:EmbedSettings",
+    "classifier": "phi1lib.filtering.settings:ClassifierSettings",
+    "datatrove": "phi1lib.filtering.settings:DatatroveSettings",
+    "textbooks": "phi1lib.synthesis.textbooks:TextbookSettings",
+    "exercises": "phi1lib.synthesis.exercises:ExerciseSettings",
+    "cleaning": "phi1lib.synthesis.cleaning:CleaningSettings",
+    "tokenizer": "phi1lib.training.settings:TokenizerSettings",
+    "model": "phi1lib.training.settings:ModelSettings",
+    "pretrain": "phi1lib.training.settings:PretrainSettings",
+    "finetune": "phi1lib.training.loop:TrainSettings",
+    "ablation": "phi1lib.training.settings:AblationSettings",
+    "eval": "phi1lib.evaluation.settings:EvalSettings",
+    "probes": "phi1lib.analysis.probes.runner:ProbeSettings",
+    "diversity": "phi1lib.analysis.measure:DiversitySettings",
+}
 
 
 class ProfileError(ValueError):
     """A profile name or override that does not exist or does not fit."""
 
 
-class Section(Mapping[str, Any]):
-    """A read-only view of one table of a profile, with attribute access (``profile.train.steps``)."""
+def settings_class(section: str) -> type:
+    """The settings class of a section (imported on first use)."""
+    if section not in SECTIONS:
+        raise ProfileError(
+            f"no settings class for section {section!r}; known: {', '.join(SECTIONS)}"
+        )
+    module_name, attribute = SECTIONS[section].split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class Profile:
+    """A fully resolved profile: ``profile.name``, its top-level fields and its sections.
+
+    ``profile.<section>`` is the section's settings object (``profile.pretrain.steps``);
+    ``profile.section(name)`` the same table as a plain dict, which stages fingerprint.
+    """
 
     def __init__(self, name: str, values: Mapping[str, Any]):
         self._name = name
-        self._values = dict(values)
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):
-            raise AttributeError(key)
-        try:
-            value = self._values[key]
-        except KeyError:
-            raise AttributeError(f"profile section {self._name!r} has no field {key!r}") from None
-        return Section(f"{self._name}.{key}", value) if isinstance(value, dict) else value
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A deep copy as plain dicts, ready for JSON and fingerprints."""
-        return copy.deepcopy(self._values)
-
-    def __repr__(self) -> str:
-        return f"Section({self._name!r}, {self._values!r})"
-
-
-class Profile(Section):
-    """A fully resolved profile. ``profile.name`` is its name, ``profile.<section>`` its tables."""
-
-    def __init__(self, name: str, values: Mapping[str, Any]):
-        super().__init__(name, values)
+        self._values = copy.deepcopy(dict(values))
+        self._loaded: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
         return self._name
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        if key not in self._values:
+            raise AttributeError(f"profile {self._name!r} has no field or section {key!r}")
+        value = self._values[key]
+        return self.settings(key) if isinstance(value, dict) else value
+
+    def settings(self, section: str) -> Any:
+        """The settings object of one section, loaded strictly the first time it is asked for
+        (``profile.settings("pretrain")`` is ``profile.pretrain``)."""
+        if section not in self._loaded:
+            where = f"profile {self._name!r} section [{section}]"
+            try:
+                values = self.section(section)
+                self._loaded[section] = load_settings(settings_class(section), values, where)
+            except SettingsError as error:
+                raise ProfileError(f"{error} (in {PROFILES_FILE.name} or $PHI1_SET)") from None
+        return self._loaded[section]
+
+    def sections(self) -> list[str]:
+        """The names of the profile's sections, in file order."""
+        return [key for key, value in self._values.items() if isinstance(value, dict)]
 
     def section(self, key: str) -> dict[str, Any]:
         """One table as a plain dict; stages fingerprint exactly this."""
@@ -75,6 +112,10 @@ class Profile(Section):
         if not isinstance(value, dict):
             raise ProfileError(f"profile {self._name!r} has no section {key!r}")
         return copy.deepcopy(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy as plain dicts, ready for JSON."""
+        return copy.deepcopy(self._values)
 
     def summary(self) -> str:
         return f"profile {self._name!r}: {self._values.get('description', '')}"
@@ -151,6 +192,17 @@ def _apply_override(values: dict[str, Any], dotted: str, value: Any, profile: st
     node[leaf] = _coerce(value, node[leaf], dotted)
 
 
+def _check_shape(name: str, values: Mapping[str, Any]) -> None:
+    """Every top-level field present, and no table without a settings class."""
+    fields = {key for key, value in values.items() if not isinstance(value, dict)}
+    tables = {key for key, value in values.items() if isinstance(value, dict)}
+    problems = [f"missing field {key!r}" for key in TOP_LEVEL if key not in fields]
+    problems += [f"unknown field {key!r}" for key in sorted(fields - set(TOP_LEVEL))]
+    problems += [f"unknown section [{key}]" for key in sorted(tables - set(SECTIONS))]
+    if problems:
+        raise ProfileError(f"profile {name!r} in {PROFILES_FILE.name}: {'; '.join(problems)}")
+
+
 def parse_overrides(text: str) -> dict[str, str]:
     """Parse ``"a.b=1; c.d=x"`` (the PHI1_SET format) into a dict."""
     overrides: dict[str, str] = {}
@@ -181,7 +233,7 @@ def load_profile(
     """
     name = current_profile_name(name) if use_env else (name or DEFAULT_PROFILE)
     values = _resolve(name, _read_table(path))
-    values.setdefault("description", "")
+    _check_shape(name, values)
     pending: dict[str, Any] = {}
     if use_env and os.environ.get(OVERRIDES_ENV):
         pending.update(parse_overrides(os.environ[OVERRIDES_ENV]))

@@ -3,10 +3,17 @@
 Each stage writes one folder, ``runs/<profile>/<stage>/``, holding whatever it produced
 (``datasets`` saved to disk, ``save_pretrained`` folders, JSON) and a ``manifest.json`` that
 records the configuration, the fingerprints of its inputs, counts, library versions, wall time
-and the size and hash of every file. A stage is built in a temporary folder and moved into place
-only when it finished, so a crash never leaves a half-written artifact that a later run trusts;
-an artifact whose files no longer match its manifest is treated as missing and rebuilt.
-Introduced in the preface ("The run store").
+and the size, modification time and hash of every file. A stage is built in a temporary folder
+and moved into place only when it finished, so a crash never leaves a half-written artifact that
+a later run trusts (a killed build's leftovers are swept by the next build of that stage); an
+artifact whose files no longer match its manifest, or whose manifest cannot be read, is reported
+as damaged and rebuilt.
+
+Looking an artifact up costs a directory listing and a ``stat`` per file, whatever the size of
+the data: a file whose size and modification time are those the manifest recorded is trusted, as
+``make`` and ``git status`` trust them; only a file whose time changed is hashed again. The full
+content check, every byte hashed, is ``problems(stage, deep=True)`` (``phi1 status --deep``), and
+``phi1 verify`` goes further and rebuilds. Introduced in the preface ("The run store").
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import time
 import uuid
@@ -28,6 +36,12 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 RUNS_ENV = "PHI1_RUNS"
+WORK = ".work"  # resumable work of unfinished builds, one folder per stage and fingerprint
+CACHE = ".cache"  # what every build of a profile may reuse: teacher answers, sandbox verdicts
+# Files ``datasets`` writes beside a saved dataset when a reader filters or maps it; they are
+# derived from the artifact, not part of it.
+_DERIVED_FILE = re.compile(r"cache-[0-9a-f]+(_\d+_of_\d+)?\.arrow")
+_LEFTOVER = re.compile(r"\.(?:tmp|old)-(?P<stage>.+)-[0-9a-f]{8}")
 _TRACKED_LIBRARIES = ("phi1lib", "torch", "transformers", "datasets", "tokenizers", "accelerate")
 
 
@@ -67,15 +81,47 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _artifact_files(folder: Path) -> dict[str, Path]:
+    """The files of an artifact folder by their relative name (not the manifest, not the cache
+    files ``datasets`` adds when a dataset is transformed)."""
+    return {
+        path.relative_to(folder).as_posix(): path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST and not _DERIVED_FILE.fullmatch(path.name)
+    }
+
+
 def _describe_files(folder: Path) -> dict[str, dict[str, Any]]:
     files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            files[path.relative_to(folder).as_posix()] = {
-                "size": path.stat().st_size,
-                "blake2b": file_digest(path),
-            }
+    for name, path in _artifact_files(folder).items():
+        stat = path.stat()
+        files[name] = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "blake2b": file_digest(path),
+        }
     return files
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """Why a parsed manifest cannot describe an artifact (None when it can)."""
+    if not isinstance(manifest, dict):
+        return f"manifest is a JSON {type(manifest).__name__}, not an object"
+    if not isinstance(manifest.get("fingerprint"), str):
+        return "manifest has no fingerprint"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return f"manifest 'files' is a {type(files).__name__}, not an object"
+    for name, entry in files.items():
+        if not isinstance(entry, dict):
+            return f"manifest entry {name!r} is not an object"
+        if type(entry.get("size")) is not int or not isinstance(entry.get("blake2b"), str):
+            return f"manifest entry {name!r} lacks its size or hash"
+        if "mtime_ns" in entry and type(entry["mtime_ns"]) is not int:
+            return f"manifest entry {name!r} has a modification time that is not a number"
+    if not isinstance(manifest.get("counts", {}), dict):
+        return "manifest 'counts' is not an object"
+    return None
 
 
 class ArtifactError(RuntimeError):
@@ -115,51 +161,104 @@ class Artifact:
 
 
 class RunStore:
-    """Artifacts of one profile under ``<root>/<profile>/<stage>/``."""
+    """Artifacts of one profile under ``<root>/<profile>/<stage>/``.
+
+    Besides the artifacts, a profile's store holds the only two other places a build may write:
+    ``.work/<stage>-<fingerprint>/`` (what an interrupted build resumes from; removed once the
+    stage is stored) and ``.cache/<name>/`` (what any build may reuse, kept until deleted).
+    """
 
     def __init__(self, profile: str, root: Path | str | None = None):
         self.profile = profile
-        self.root = (Path(root) if root is not None else default_runs_root()) / profile
+        self.runs_root = Path(root) if root is not None else default_runs_root()
+        self.root = self.runs_root / profile
 
     def path(self, stage: str) -> Path:
         return self.root / stage
 
-    def read_manifest(self, stage: str) -> dict[str, Any] | None:
+    def work_dir(self, stage: str, fingerprint_: str) -> Path:
+        """The work folder of one build: same stage, same fingerprint, same folder."""
+        return self.root / WORK / f"{stage}-{fingerprint_}"
+
+    def cache_dir(self, name: str) -> Path:
+        """A cache folder of this profile (``name`` may hold slashes: ``teacher/probes``)."""
+        path = self.root / CACHE / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def of_profile(self, profile: str) -> RunStore:
+        """The store of another profile under the same root (a stage comparing model sizes)."""
+        return RunStore(profile, self.runs_root)
+
+    def _manifest(self, stage: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The stage's manifest, or None and why it cannot be used."""
         path = self.path(stage) / MANIFEST
         try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+            manifest = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None, "no manifest (half-written or deleted)"
+        except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+            return None, f"manifest cannot be read ({type(error).__name__}: {error})"
+        problem = manifest_problem(manifest)
+        return (None, problem) if problem else (manifest, None)
 
-    def problems(self, stage: str) -> list[str]:
-        """Why the stored artifact cannot be trusted (empty when it can)."""
+    def read_manifest(self, stage: str) -> dict[str, Any] | None:
+        """The stage's manifest when it is readable and well formed, else None."""
+        return self._manifest(stage)[0]
+
+    def problems(self, stage: str, *, deep: bool = False) -> list[str]:
+        """Why the stored artifact cannot be trusted (empty when it can; ``["missing"]`` when
+        there is none). Files whose size and modification time match the manifest are trusted
+        without reading them unless ``deep``; every file of the folder must be in the manifest."""
         folder = self.path(stage)
         if not folder.exists():
             return ["missing"]
-        manifest = self.read_manifest(stage)
+        manifest, problem = self._manifest(stage)
         if manifest is None:
-            return ["no readable manifest (half-written or corrupted)"]
-        found = []
-        for name, expected in manifest.get("files", {}).items():
-            path = folder / name
-            if not path.is_file():
+            return [problem]
+        on_disk = _artifact_files(folder)
+        found = [
+            f"{name}: not in the manifest" for name in on_disk if name not in manifest["files"]
+        ]
+        for name, expected in manifest["files"].items():
+            path = on_disk.get(name)
+            if path is None:
                 found.append(f"{name}: missing")
-            elif path.stat().st_size != expected["size"]:
-                found.append(f"{name}: size {path.stat().st_size} != {expected['size']}")
-            elif file_digest(path) != expected["blake2b"]:
+                continue
+            stat = path.stat()
+            if stat.st_size != expected["size"]:
+                found.append(f"{name}: size {stat.st_size} != {expected['size']}")
+            elif (deep or stat.st_mtime_ns != expected.get("mtime_ns")) and file_digest(
+                path
+            ) != expected["blake2b"]:
                 found.append(f"{name}: content changed")
         return found
 
-    def load(self, stage: str, expected_fingerprint: str | None = None) -> Artifact | None:
-        """The verified artifact, or None when it is missing, stale or corrupted."""
+    def load(
+        self, stage: str, expected_fingerprint: str | None = None, *, deep: bool = False
+    ) -> Artifact | None:
+        """The trusted artifact, or None when it is missing, stale or damaged."""
         manifest = self.read_manifest(stage)
         if manifest is None:
             return None
-        if expected_fingerprint is not None and manifest.get("fingerprint") != expected_fingerprint:
+        if expected_fingerprint is not None and manifest["fingerprint"] != expected_fingerprint:
             return None
-        if self.problems(stage):
+        if self.problems(stage, deep=deep):
             return None
         return Artifact(stage, self.path(stage), manifest)
+
+    def sweep(self, stage: str) -> list[str]:
+        """Remove what killed builds of ``stage`` left behind (their staging folders and retired
+        artifacts); the caller holds the stage's lock, so no live build owns them."""
+        if not self.root.exists():
+            return []
+        removed = []
+        for path in self.root.iterdir():
+            match = _LEFTOVER.fullmatch(path.name)
+            if match and match["stage"] == stage and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        return removed
 
     @contextlib.contextmanager
     def lock(self, stage: str) -> Iterator[None]:
@@ -219,10 +318,3 @@ class RunStore:
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
         return Artifact(stage, final, manifest)
-
-    def stages_on_disk(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )

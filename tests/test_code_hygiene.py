@@ -1,4 +1,5 @@
-"""Repository hygiene: notebooks committed without outputs, code formatted and linted by ruff."""
+"""Repository hygiene: notebooks committed without outputs, code and notebooks formatted and
+linted by ruff, back-links and sources that a reader can follow."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-PYTHON_TREES = ["phi1lib", "tests", "benchmarks", "scripts"]
+PYTHON_TREES = ["phi1lib", "tests", "benchmarks", "scripts", "notebooks"]  # as `make lint`
 
 
 def test_there_are_chapters():
@@ -38,6 +39,21 @@ def test_notebook_opens_with_setup_and_parameters(notebook):
         "second code cell: parameters"
     )
     assert "setup(" in sources[2], "third code cell must call phi1lib.notebook.setup"
+
+
+def test_every_notebook_installs_phi1lib_with_the_same_cell():
+    """One install cell, so a fix to it (a pinned release, another index) reaches every chapter."""
+    first_cells = {
+        notebook.name: next(
+            "".join(c["source"])
+            for c in json.loads(notebook.read_text())["cells"]
+            if c["cell_type"] == "code"
+        )
+        for notebook in NOTEBOOKS
+    }
+    reference = first_cells[NOTEBOOKS[0].name]
+    differing = [name for name, cell in first_cells.items() if cell != reference]
+    assert not differing, f"install cells differ from {NOTEBOOKS[0].name}'s: {differing}"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
@@ -108,6 +124,83 @@ def test_nothing_reads_outside_the_checkout():
     this_test = Path(__file__).resolve()
     hits = [
         f"{path.relative_to(REPO)}:{number}"
+        for path in texts
+        if path.resolve() != this_test
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not hits, "\n".join(hits)
+
+
+# A library docstring names the chapter that introduces it, and often the section:
+# 'chapter 4 ("The training loop")', '(chapter 2, "How many tokens?")', 'the preface ("Profiles")',
+# 'the appendix "Reproducibility"', 'the appendix on teacher endpoints, "The offline teacher"'.
+BACK_LINK = re.compile(
+    r"""(?P<where>chapter\s+(?P<number>\d+)|the\s+preface|the\s+appendix(?:\s+on\s+[a-z ]+?)?)
+        \s*,?\s*\(?\s*"(?P<title>[^"]+)\"""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _headings(path: Path) -> set[str]:
+    """Every heading of a notebook or Markdown page (the title too), without Markdown code marks."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    else:
+        text = path.read_text()
+    return {
+        " ".join(line.lstrip("#").replace("`", "").split())
+        for line in text.splitlines()
+        if re.match(r"#{1,6} ", line)
+    }
+
+
+def _book_headings() -> dict[str, set[str]]:
+    """Headings per part of the book: 'chapter N', 'preface', 'appendix' (all appendices)."""
+    parts: dict[str, set[str]] = {"preface": _headings(REPO / "book" / "intro.md")}
+    appendices = [*(REPO / "book").glob("appendix_*.md"), *(REPO / "notebooks").glob("99_*.ipynb")]
+    parts["appendix"] = set().union(*(_headings(path) for path in appendices))
+    for notebook in NOTEBOOKS:
+        number = int(notebook.name.split("_", 1)[0])
+        if number < 99:
+            parts[f"chapter {number}"] = _headings(notebook)
+    return parts
+
+
+def test_chapter_back_links_name_real_headings():
+    """A reader follows a docstring's 'chapter 4 ("Held-out loss")' to that section; it must exist."""
+    parts = _book_headings()
+    links, broken = 0, []
+    for path in sorted((REPO / "phi1lib").rglob("*.py")):
+        text = path.read_text()
+        for match in BACK_LINK.finditer(text):
+            where = match["where"].lower()
+            part = f"chapter {match['number']}" if match["number"] else where.split()[1]
+            title = " ".join(match["title"].split())
+            links += 1
+            if title not in parts.get(part, set()):
+                line = text[: match.start()].count("\n") + 1
+                broken.append(f"{path.relative_to(REPO)}:{line}: {part} has no heading {title!r}")
+    assert links > 40, "the back-link pattern no longer finds the library's back-links"
+    assert not broken, "\n".join(broken)
+
+
+def test_nothing_cites_documents_outside_the_repository():
+    """Sources are the paper's sections and the book's chapters; a reader has no 'paper-notes'."""
+    pattern = re.compile(r"paper-notes|docs/\w+\.md")
+    texts = [
+        *(REPO / "phi1lib").rglob("*.py"),
+        *(REPO / "phi1lib").rglob("*.toml"),
+        *(REPO / "tests").rglob("*.py"),
+        *(REPO / "benchmarks").rglob("*.py"),
+        *(REPO / "book").glob("*.md"),
+        *NOTEBOOKS,
+        REPO / "README.md",
+    ]
+    this_test = Path(__file__).resolve()
+    hits = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
         for path in texts
         if path.resolve() != this_test
         for number, line in enumerate(path.read_text().splitlines(), 1)

@@ -331,20 +331,23 @@ EMBED_SCRIPT = """
 import sys
 from pathlib import Path
 from phi1lib.filtering import stages
-from phi1lib.pipeline import StageContext
+from phi1lib.pipeline import StageContext, get_stage
 from phi1lib.profiles import load_profile
 from phi1lib.runstore import RunStore
 
 store = RunStore("smoke", sys.argv[1])
-out = Path(sys.argv[2])
+out, work = Path(sys.argv[2]), Path(sys.argv[3])
 out.mkdir(exist_ok=True)
+work.mkdir(exist_ok=True)
 profile = load_profile("smoke", {"datatrove.tasks": 3, "datatrove.workers": 1})
-stages.build_code_embeddings(StageContext(profile, out, {"raw_code": store.load("raw_code")}, store))
+inputs = {"raw_code": store.load("raw_code")}
+stage = get_stage("code_embeddings")
+stages.build_code_embeddings(StageContext(stage, profile, inputs, store, "test", out, work))
 """
 
 
 def _embed_in_a_process(runs: Path, out: Path) -> subprocess.Popen:
-    command = [sys.executable, "-c", EMBED_SCRIPT, str(runs), str(out)]
+    command = [sys.executable, "-c", EMBED_SCRIPT, str(runs), str(out), str(runs / "work")]
     return subprocess.Popen(
         command, env={**os.environ, "PHI1_RUNS": str(runs)}, start_new_session=True
     )
@@ -363,9 +366,9 @@ def test_an_embedding_task_killed_midway_resumes_without_redoing_finished_tasks(
     first = _embed_in_a_process(runs, tmp_path / "out")
     markers, deadline = None, time.time() + 300
     while time.time() < deadline and first.poll() is None:
-        work = next(iter((runs / "smoke" / ".work").glob("code_embeddings-*")), None)
-        markers = work / "logs" / "embed" / "completions" if work else None
-        if markers and markers.is_dir() and any(markers.iterdir()):
+        work = runs / "work"
+        markers = work / "logs" / "embed" / "completions"
+        if markers.is_dir() and any(markers.iterdir()):
             os.killpg(first.pid, signal.SIGKILL)
             break
         time.sleep(0.05)

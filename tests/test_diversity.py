@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -229,11 +230,12 @@ def test_cluster_variants_rejects_a_meaningless_threshold():
     assert cluster_variants([], threshold=0.5).n_units == 0
 
 
+@pytest.mark.slow
 def test_diversity_stage_measures_constructed_datasets(tmp_path):
     """The stage on four small datasets whose answers are known (a real embedding model)."""
     from datasets import Dataset
 
-    from phi1lib.analysis.stages import DATASETS, build_diversity, topic_names
+    from phi1lib.analysis.stages import DATASETS, DIVERSITY, build_diversity, topic_names
     from phi1lib.embeddings import embed_texts
     from phi1lib.pipeline import StageContext
     from phi1lib.profiles import load_profile
@@ -274,7 +276,8 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     store = RunStore("smoke", tmp_path / "runs")
-    counts = build_diversity(StageContext(profile, out, inputs, store))
+    ctx = StageContext(DIVERSITY, profile, inputs, store, "test", out, tmp_path / "work")
+    counts = build_diversity(ctx)
     assert counts == {"raw code": k, "filtered code": k, "textbooks": k, "exercises": k}
 
     report = json.loads((out / "diversity.json").read_text())
@@ -306,7 +309,8 @@ def test_diversity_stage_measures_constructed_datasets(tmp_path):
 
 
 def test_shape_families_recover_known_families():
-    from phi1lib.analysis.measure import DiversitySettings, family_agreement
+    from phi1lib.analysis.measure import family_agreement
+    from phi1lib.profiles import load_profile
 
     templates = {
         "count": _variant,
@@ -321,9 +325,10 @@ def test_shape_families_recover_known_families():
         for name, template in templates.items():
             texts.append(template(i))
             truth.append(name)
-    result = family_agreement(texts, truth, DiversitySettings(ast_threshold=0.9, workers=1))
+    settings = replace(load_profile("smoke", use_env=False).diversity, ast_threshold=0.9, workers=1)
+    result = family_agreement(texts, truth, settings)
     assert (result["known_families"], result["found_families"]) == (3, 3)
     assert result["adjusted_rand"] == pytest.approx(1.0)
     assert result["by_threshold"]["1.0"]["homogeneity"] == pytest.approx(1.0)
     with pytest.raises(ValueError):
-        family_agreement(texts, truth[:-1], DiversitySettings())
+        family_agreement(texts, truth[:-1], settings)

@@ -57,6 +57,7 @@ def test_mean_pool_ignores_padding():
     assert embeddings.mean_pool(hidden, mask).tolist() == [[2.0, 3.0]]
 
 
+@pytest.mark.slow
 def test_minilm_matches_sentence_transformers(texts):
     from sentence_transformers import SentenceTransformer
 

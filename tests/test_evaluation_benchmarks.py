@@ -158,6 +158,7 @@ def test_mbpp_default_source_is_the_bundled_copy_unless_overridden(monkeypatch, 
     assert default_mbpp_source() == str(MBPP_PACKAGED_DIR)
 
 
+@pytest.mark.slow
 def test_a_stage_needing_mbpp_builds_from_the_package_alone(tmp_path):
     """The textbooks stage decontaminates against MBPP: it builds from a copy of the package
     with nothing beside it (no checkout, no folder of shared data) and no $PHI1_MBPP_DIR."""

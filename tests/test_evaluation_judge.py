@@ -120,6 +120,24 @@ def test_judge_runs_through_the_teacher_client_and_caches(tmp_path, monkeypatch)
         assert report.counts["cached"] == 3
 
 
+def test_a_judge_that_answers_in_prose_is_graded_from_its_grade_line(tmp_path, monkeypatch):
+    # A server that ignores response_format: its model writes prose ending "Grade: N/10".
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    problems = load_new_problems(limit=3)
+    completions = [problems[0].canonical_solution, "    return None\n", ""]
+    with JudgeServer(wrong_grade=7, answer_as="text") as server:
+        profile = load_profile(
+            "smoke",
+            {"teacher.endpoint": f"http://127.0.0.1:{server.port}/v1", "teacher.model": "judge"},
+        )
+        grades, report = judge_completions(problems, completions, profile, cache_dir=tmp_path)
+        assert len(server.requests) == 3  # each accepted at once, not re-asked as malformed
+    assert [g.grade for g in grades] == [10, 7, 7]
+    assert grades[1].assessment == "The candidate was compared with the reference."
+    assert report.counts["ok"] == 3 and all(r.parsed is None for r in report.results)
+
+
+@pytest.mark.slow
 def test_offline_teacher_refuses_the_judge_and_grades_come_back_empty(tmp_path):
     profile = load_profile("smoke", use_env=False)
     assert not judge_available(profile)

@@ -82,6 +82,7 @@ def test_stop_criterion_looks_only_at_generated_text(tiny_model):
     assert stop(ids, None).tolist() == [True, False]
 
 
+@pytest.mark.slow
 def test_greedy_completions_are_reproducible_and_independent_of_batching(tiny_model):
     model, tokenizer = tiny_model
     problems = load_new_problems(limit=5)
@@ -101,6 +102,7 @@ def test_greedy_completions_are_reproducible_and_independent_of_batching(tiny_mo
         assert truncate_at_stop(samples[0], problem.stop_sequences) == samples[0]
 
 
+@pytest.mark.slow
 def test_sampling_gives_n_seeded_samples_per_prompt(tiny_model):
     model, tokenizer = tiny_model
     prompts = [p.prompt for p in load_new_problems(limit=2)]
@@ -127,6 +129,7 @@ def test_missing_model_folder_gives_a_clear_error(tmp_path):
 # --- grading in the sandbox ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_canonical_solution_passes_in_the_sandbox():
     """All 164 HumanEval references and all 50 of the book's new problems pass."""
     humaneval = evaluate_canonical("humaneval", progress=False)

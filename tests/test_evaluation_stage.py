@@ -9,11 +9,11 @@ import pytest
 from test_evaluation_models import make_tiny_model
 
 from phi1lib.evaluation.humaneval import load_humaneval
-from phi1lib.evaluation.stage import EVALUATE, WORK_FOLDER, read_report, read_summary
+from phi1lib.evaluation.stage import EVALUATE, read_report, read_summary
 from phi1lib.evaluation.tables import pruning_beside_paper, table3_beside_paper
-from phi1lib.pipeline import STAGES, StageContext
+from phi1lib.pipeline import STAGES, build_stage
 from phi1lib.profiles import load_profile
-from phi1lib.runstore import Artifact, RunStore
+from phi1lib.runstore import WORK, Artifact, RunStore
 
 
 def _artifact(stage: str, path) -> Artifact:
@@ -40,17 +40,7 @@ def upstream(tmp_path_factory):
 
 
 def _build(profile, store: RunStore, inputs) -> Artifact:
-    with store.staging("evaluate") as scratch:
-        counts = EVALUATE.build(StageContext(profile, scratch, inputs, store))
-        return store.commit(
-            "evaluate",
-            scratch,
-            fingerprint_="test",
-            config=EVALUATE.config(profile),
-            inputs={name: a.fingerprint for name, a in inputs.items()},
-            counts=counts,
-            started=0.0,
-        )
+    return build_stage(EVALUATE, profile, inputs, store)
 
 
 def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, runs_root):
@@ -94,8 +84,8 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
     assert pruned.loc["0.95", "exercises pruned (paper)"] == 42_500
     assert pruned.loc["0.95", "exercises pruned (ours)"] == 2
     assert "42500" in pruned.style.format(precision=2, na_rep="–").to_html()
-    assert not (runs_root / "smoke" / WORK_FOLDER).exists() or not any(
-        (runs_root / "smoke" / WORK_FOLDER).iterdir()
+    assert not (runs_root / "smoke" / WORK).exists() or not any(
+        (runs_root / "smoke" / WORK).iterdir()
     ), "the work folder is removed once the stage is done"
 
 
@@ -109,7 +99,7 @@ def test_an_interrupted_build_resumes_from_finished_reports(upstream, runs_root,
     broken["exercises"] = _artifact("exercises", tmp_path)
     with pytest.raises(Exception, match="data"):
         _build(profile, store, broken)
-    finished = sorted((runs_root / "smoke" / WORK_FOLDER).rglob("*.json"))
+    finished = sorted((runs_root / "smoke" / WORK).rglob("*.json"))
     assert len(finished) == 6, "all six reports survive the failure"
     stamps = {path: path.stat().st_mtime_ns for path in finished}
     saved = {path: json.loads(path.read_text()) for path in finished}

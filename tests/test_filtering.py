@@ -125,6 +125,7 @@ def smoke_run(tmp_path_factory):
         yield profile, artifacts, root
 
 
+@pytest.mark.slow
 def test_stages_build_the_filtered_corpus(smoke_run):
     profile, artifacts, _ = smoke_run
     corpus = artifacts["code_corpus"].counts
@@ -180,6 +181,7 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     assert sum(scores["trained_on"]) == metrics["train"]
 
 
+@pytest.mark.slow
 def test_raw_code_differs_from_the_in_memory_path_only_near_the_threshold(smoke_run):
     """datatrove and ``phi1lib.dedup`` agree far from the threshold (see dedup_steps)."""
     from phi1lib.dedup import deduplicate, jaccard, shingles
@@ -205,6 +207,7 @@ def test_raw_code_differs_from_the_in_memory_path_only_near_the_threshold(smoke_
     assert len(by_memory ^ by_datatrove) <= 0.2 * max(len(by_memory), 1)
 
 
+@pytest.mark.slow
 def test_stages_are_reproducible_and_cached(smoke_run):
     profile, artifacts, _ = smoke_run
     again = pipeline.run("filtered_code", profile)
@@ -214,6 +217,7 @@ def test_stages_are_reproducible_and_cached(smoke_run):
         assert report["reproduced"], report
 
 
+@pytest.mark.slow
 def test_a_failing_judge_stores_nothing(smoke_run, monkeypatch):
     _, artifacts, root = smoke_run
     monkeypatch.setenv("PHI1_RUNS", str(root))
@@ -240,6 +244,7 @@ def write_reader_files(folder: Path) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_phi1_filter_scores_reports_and_resumes(smoke_run, tmp_path, capsys):
     from phi1lib.cli import main
 
@@ -285,6 +290,7 @@ def test_phi1_filter_scores_reports_and_resumes(smoke_run, tmp_path, capsys):
     assert sorted(r["path"] for r in resumed[:-1]) == sorted(r["path"] for r in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_phi1_filter_skips_fifos_devices_and_deep_trees(smoke_run, tmp_path):
     """A FIFO would block, /dev/zero never ends, 1,200 folders overflowed a recursive walk."""

@@ -23,7 +23,7 @@ from phi1lib.training.presets import (
 
 def test_phi1_preset_is_the_released_configuration():
     config = build_config("phi-1")
-    # microsoft/phi-1 config.json (paper-notes section 3.3)
+    # microsoft/phi-1 config.json (as released on the hub)
     assert config.num_hidden_layers == 24
     assert config.hidden_size == 2048
     assert config.intermediate_size == 8192

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,6 @@ from phi1lib.analysis.probes.report import (
     side_by_side,
 )
 from phi1lib.analysis.probes.runner import (
-    ProbeSettings,
     as_problem,
     check_completions,
     run_probe_suite,
@@ -35,11 +35,13 @@ from phi1lib.analysis.probes.suite import (
     ProbeFormatError,
     load_suite,
 )
+from phi1lib.profiles import load_profile
 
 # A hung sandbox or model load must fail the test, not stall the suite.
 pytestmark = pytest.mark.timeout(300)
 
 SUITE = load_suite()
+SMOKE = load_profile("smoke", use_env=False)
 BY_ID = {probe.id: probe for probe in SUITE}
 
 
@@ -63,7 +65,7 @@ def test_robustness_groups_hold_every_perturbation_of_one_task():
 
 
 def test_every_reference_passes_and_an_empty_answer_fails_in_the_sandbox():
-    settings = ProbeSettings(workers=2)
+    settings = replace(SMOKE.probes, workers=2)
     right = check_completions(SUITE, [p.reference for p in SUITE], settings)
     failures = [(p.id, status) for p, (ok, status) in zip(SUITE, right, strict=True) if not ok]
     assert not failures
@@ -209,7 +211,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def test_a_real_model_answers_and_every_answer_is_checked(tiny_model_dir):
     probes = [BY_ID[pid] for pid in ("stdlib/math-lcm", "gui/tkinter-pew", "chat/keep-even")]
-    settings = ProbeSettings(max_new_tokens=8, batch_size=3, workers=1)
+    settings = replace(SMOKE.probes, max_new_tokens=8, batch_size=3, workers=1)
     outcomes, costs = run_probe_suite(tiny_model_dir, probes, "random", settings, progress=False)
     assert [o.probe_id for o in outcomes] == [p.id for p in probes]
     assert costs["generation"]["completions"] == 3
@@ -221,8 +223,9 @@ def test_a_real_model_answers_and_every_answer_is_checked(tiny_model_dir):
     json.dumps([o.to_dict() for o in outcomes])  # outcomes are JSON-ready
 
 
+@pytest.mark.slow
 def test_probes_stage_writes_outcomes_and_tables(tiny_model_dir, tmp_path):
-    from phi1lib.analysis.stages import build_probes
+    from phi1lib.analysis.stages import PROBES, build_probes
     from phi1lib.pipeline import StageContext
     from phi1lib.profiles import load_profile
     from phi1lib.runstore import Artifact, RunStore
@@ -233,9 +236,11 @@ def test_probes_stage_writes_outcomes_and_tables(tiny_model_dir, tmp_path):
     inputs = {name: Artifact(name, tmp_path / "trained", {}) for name in ("pretrain", "finetune")}
     profile = load_profile("smoke", {"probes.max_new_tokens": 4}, use_env=False)
     store = RunStore("smoke", tmp_path / "runs")
-    out = tmp_path / "out"
+    out, work = tmp_path / "out", tmp_path / "work"
     out.mkdir()
-    counts = build_probes(StageContext(profile, out, inputs, store))
+    work.mkdir()
+    ctx = StageContext(PROBES, profile, inputs, store, "test", out, work)
+    counts = build_probes(ctx)
     assert counts["probes"] == len(SUITE) and counts["models"] == 2
     assert counts["passed base"] == counts["passed fine-tuned"] == 0
     lines = (out / "outcomes.jsonl").read_text().splitlines()
@@ -244,11 +249,11 @@ def test_probes_stage_writes_outcomes_and_tables(tiny_model_dir, tmp_path):
     assert summary["judged"] is False  # the smoke profile's teacher is the offline stand-in
     assert {row["category"] for row in summary["differences"]} == {*CATEGORIES, "all"}
     assert summary["models"]["base"]["parameters"] > 0
-    assert not (store.root / ".probes-progress.json").exists()  # progress is cleared when done
 
 
+@pytest.mark.slow
 def test_probes_stage_resumes_with_the_models_already_answered(tiny_model_dir, tmp_path):
-    from phi1lib.analysis.stages import BASE, TUNED, build_probes, progress_key
+    from phi1lib.analysis.stages import BASE, PROBES, PROGRESS_FILE, build_probes
     from phi1lib.pipeline import StageContext
     from phi1lib.profiles import load_profile
     from phi1lib.runstore import Artifact, RunStore
@@ -258,9 +263,7 @@ def test_probes_stage_resumes_with_the_models_already_answered(tiny_model_dir, t
     inputs = {name: Artifact(name, tmp_path / "trained", {}) for name in ("pretrain", "finetune")}
     profile = load_profile("smoke", {"probes.max_new_tokens": 4}, use_env=False)
     store = RunStore("smoke", tmp_path / "runs")
-    store.root.mkdir(parents=True)
     # An interrupted build had finished the base model, which passed everything.
-    models = {BASE: tmp_path / "trained/model", TUNED: tmp_path / "trained/model"}
     finished = [
         ProbeOutcome(BASE, p.id, p.category, p.reference, True, "passed", p.group, p.perturbation)
         for p in SUITE
@@ -268,15 +271,12 @@ def test_probes_stage_resumes_with_the_models_already_answered(tiny_model_dir, t
     costs = {
         "generation": {"parameters": 1, "new_tokens": 0, "wall_time_s": 0.0, "tokens_per_s": 0.0}
     }
-    progress = {
-        progress_key(profile, models): {
-            BASE: {"outcomes": [o.to_dict() for o in finished], "costs": costs}
-        }
-    }
-    (store.root / ".probes-progress.json").write_text(json.dumps(progress))
-    out = tmp_path / "out"
+    progress = {BASE: {"outcomes": [o.to_dict() for o in finished], "costs": costs}}
+    out, work = tmp_path / "out", tmp_path / "work"
     out.mkdir()
-    counts = build_probes(StageContext(profile, out, inputs, store))
+    work.mkdir()
+    (work / PROGRESS_FILE).write_text(json.dumps(progress))
+    counts = build_probes(StageContext(PROBES, profile, inputs, store, "test", out, work))
     assert counts["passed base"] == len(SUITE)  # reused, not answered again
     assert counts["passed fine-tuned"] == 0  # answered now by the random model
     summary = json.loads((out / "summary.json").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,6 +150,9 @@ def test_killed_writer_never_leaves_a_trusted_artifact(runs_root, tmp_path):
     store = RunStore("tiny")
     assert store.load("slow") is None
     assert store.problems("slow") == ["missing"]
+    left = [p.name for p in store.root.iterdir() if p.name.startswith(".tmp-slow-")]
+    assert len(left) == 1, "the killed build left its staging folder"
+    assert left[0] in store.sweep("slow") and not (store.root / left[0]).exists()
 
 
 def test_status_reports_states(stages, runs_root):
@@ -196,3 +200,106 @@ def test_verify_rebuilds_and_compares(stages, runs_root, monkeypatch):
     assert (
         RunStore("tiny").read_manifest("total")["files"] == before
     )  # the stored artifact is untouched
+
+
+def _hashing(monkeypatch) -> list[str]:
+    """Every file the run store hashes from now on."""
+    import phi1lib.runstore as runstore
+
+    hashed: list[str] = []
+    original = runstore.file_digest
+
+    def counting(path, *args, **kwargs):
+        hashed.append(path.name)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(runstore, "file_digest", counting)
+    return hashed
+
+
+def test_a_cached_run_hashes_nothing_and_deep_checks_hash_everything(
+    stages, runs_root, monkeypatch
+):
+    profile = load_profile("tiny", use_env=False)
+    artifact = pipeline.run("total", profile)
+    hashed = _hashing(monkeypatch)
+    assert pipeline.run("total", profile).fingerprint == artifact.fingerprint
+    assert {row["state"] for row in pipeline.status(profile)} == {"done"}
+    assert hashed == [], "a cached lookup trusts sizes and times"
+    # A file touched without a change is hashed once and still trusted.
+    numbers = RunStore("tiny").path("numbers") / "numbers.json"
+    recorded = numbers.stat()
+    os.utime(numbers, ns=(1, 1))
+    assert RunStore("tiny").load("numbers") is not None and hashed == ["numbers.json"]
+    # A change that keeps size and time is what the deep check is for.
+    hashed.clear()
+    numbers.write_text(numbers.read_text().replace("1", "7", 1))
+    os.utime(numbers, ns=(recorded.st_atime_ns, recorded.st_mtime_ns))
+    assert RunStore("tiny").problems("numbers") == [] and hashed == []
+    rows = {row["stage"]: row for row in pipeline.status(profile, deep=True)}
+    assert rows["numbers"]["state"] == "damaged"
+    assert rows["numbers"]["problems"] == ["numbers.json: content changed"]
+    assert sorted(hashed) == ["numbers.json", "total.json"]
+
+
+BROKEN_MANIFESTS = {
+    "invalid UTF-8": b"\xff\xfe{not text",
+    "a list": b"[1, 2, 3]",
+    "files as a list": b'{"fingerprint": "x", "files": ["numbers.json"]}',
+    "an entry without size": b'{"fingerprint": "x", "files": {"numbers.json": {"blake2b": "0"}}}',
+    "truncated": b'{"fingerprint": "x", "fi',
+}
+
+
+@pytest.mark.parametrize("kind", BROKEN_MANIFESTS)
+def test_a_manifest_of_the_wrong_shape_is_damaged_and_rebuilt(stages, runs_root, capsys, kind):
+    from phi1lib.cli import main
+
+    profile = load_profile("smoke", use_env=False)
+    pipeline.run("total", profile)
+    store = RunStore("smoke")
+    (store.path("numbers") / "manifest.json").write_bytes(BROKEN_MANIFESTS[kind])
+    assert store.read_manifest("numbers") is None and store.load("numbers") is None
+    assert main(["status", "--profile", "smoke"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"numbers\s+damaged", printed) and re.search(r"total\s+stale", printed)
+    assert "manifest" in printed  # the reason is shown
+    CALLS.clear()
+    assert main(["run", "total", "--profile", "smoke"]) == 0
+    assert CALLS == ["numbers"]  # rebuilt as before, so total's inputs did not change
+    assert {row["state"] for row in pipeline.status(profile)} == {"done"}
+
+
+def test_a_manifest_listing_no_files_does_not_vouch_for_the_data(stages, runs_root):
+    profile = load_profile("tiny", use_env=False)
+    artifact = pipeline.run("numbers", profile)
+    manifest = dict(artifact.manifest, files={})
+    (artifact.path / "manifest.json").write_text(json.dumps(manifest))
+    (artifact.path / "numbers.json").write_text("[1, 2")  # corrupt
+    assert RunStore("tiny").problems("numbers") == ["numbers.json: not in the manifest"]
+    CALLS.clear()
+    assert pipeline.run("numbers", profile).json("numbers.json") == list(range(150))
+    assert CALLS == ["numbers"]
+
+
+def test_files_a_dataset_reader_adds_are_not_part_of_the_artifact(stages, runs_root):
+    profile = load_profile("tiny", use_env=False)
+    artifact = pipeline.run("numbers", profile)
+    (artifact.path / "cache-0123456789abcdef.arrow").write_bytes(b"derived")  # datasets' .map()
+    assert RunStore("tiny").problems("numbers") == []
+    (artifact.path / "extra.json").write_text("{}")
+    assert RunStore("tiny").problems("numbers") == ["extra.json: not in the manifest"]
+
+
+def test_leftovers_of_killed_builds_are_swept_by_the_next_build_of_their_stage(stages, runs_root):
+    profile = load_profile("tiny", use_env=False)
+    store = RunStore("tiny")
+    store.root.mkdir(parents=True)
+    for name in (".tmp-numbers-0badf00d", ".old-numbers-12345678", ".tmp-total-0badf00d"):
+        (store.root / name).mkdir()
+        (store.root / name / "half.bin").write_bytes(b"x" * 100)
+    pipeline.run("numbers", profile)
+    left = sorted(p.name for p in store.root.iterdir() if p.name.startswith((".tmp-", ".old-")))
+    assert left == [".tmp-total-0badf00d"], "only the stage being built sweeps its own"
+    pipeline.run("total", profile)
+    assert not [p for p in store.root.iterdir() if p.name.startswith((".tmp-", ".old-"))]

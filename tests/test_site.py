@@ -22,6 +22,8 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 
+pytestmark = pytest.mark.slow  # the whole book is built once for the module (minutes)
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "_build" / "test-smoke"
 HTML = OUT / "_build" / "html"

@@ -6,12 +6,13 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
+from phi1lib.profiles import load_profile
 from phi1lib.sandbox import SandboxLimits
 from phi1lib.synthesis.cleaning import (
-    CleaningSettings,
     ast_decontamination,
     benchmark_problems,
     ngram_decontamination,
@@ -254,10 +255,11 @@ def test_remove_duplicates_within_and_against_a_reference():
     base = "def area(width, height):\n    return width * height  # the area of a rectangle\n"
     near = base.replace("rectangle", "rectangle shape")
     records = _records([base, base + "\n", near, "something else entirely " * 5])
-    report = remove_duplicates(records, CleaningSettings(near_threshold=0.5))
+    smoke = load_profile("smoke", use_env=False).cleaning
+    report = remove_duplicates(records, replace(smoke, near_threshold=0.5))
     assert [r["rejected"] for r in records] == ["", "exact_duplicate", "near_duplicate", ""]
     assert report["summary"]["removed_exact"] == 1
-    remove_duplicates(records, CleaningSettings(), against=[records[3]["text"]], against_name="x")
+    remove_duplicates(records, smoke, against=[records[3]["text"]], against_name="x")
     assert records[3]["rejected"] == "duplicates_x"
 
 
@@ -275,7 +277,7 @@ def test_decontamination_removes_benchmark_copies_at_the_profile_tau():
         ]
     )
     records[0]["docstring"] = "A task worded in other words."
-    settings = CleaningSettings(prune_tau=0.95, workers=1)
+    settings = replace(load_profile("smoke", use_env=False).cleaning, prune_tau=0.95, workers=1)
     ngram = ngram_decontamination(records, "docstring", problems, settings)
     assert ngram["mbpp"]["items_matched"] == 1 and ngram["removed"] >= 1
     assert records[1]["rejected"] == "ngram_mbpp"
@@ -285,9 +287,7 @@ def test_decontamination_removes_benchmark_copies_at_the_profile_tau():
     assert set(rows) == {0.95, 0.9, 0.85, 0.8}
     assert rows[0.95]["similar_problems"] >= 1
     with pytest.raises(ValueError, match="prune_tau"):
-        from phi1lib.profiles import load_profile
-
-        CleaningSettings.from_profile(load_profile("smoke", {"cleaning.prune_tau": 0.5}))
+        load_profile("smoke", {"cleaning.prune_tau": 0.5}).settings("cleaning")
 
 
 def test_heldout_units_are_stable_whole_and_never_empty():

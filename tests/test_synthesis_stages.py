@@ -20,6 +20,8 @@ from phi1lib.synthesis.exercises import check_program, generate_exercises
 from phi1lib.synthesis.report import size_table
 from phi1lib.teacher.content import TOPICS
 
+pytestmark = pytest.mark.slow  # every test builds the synthesis stages or runs a teacher job
+
 TEXTBOOK_COLUMNS = {"id", "text", "topic", "subtopic", "audience", "style", "n_tokens"}
 EXERCISE_COLUMNS = {
     "function_name",

@@ -11,6 +11,9 @@ import pytest
 from phi1lib.teacher import LocalTeacherServer, ServerConfig, TeacherEndpoint, run_requests, tasks
 from phi1lib.teacher.batch import BatchLedger, BatchRun
 from phi1lib.teacher.job import TeacherJob
+from phi1lib.teacher.served import check_served_model
+
+pytestmark = pytest.mark.slow  # batch jobs through a slow, faulty offline server
 
 MODEL = ServerConfig.model
 NAMES = ["count_vowels", "reverse_words", "is_palindrome", "sum_of_squares", "running_max"]
@@ -75,6 +78,7 @@ def test_an_interrupted_batch_job_collects_its_batch_instead_of_paying_twice(tmp
             job = TeacherJob(endpoint, requests, tmp_path, progress=False)
             client = endpoint.client()
             try:
+                job.bind(await check_served_model(endpoint, client))
                 await BatchRun(job, client).submit(job.answer_from_cache())
             finally:
                 await client.close()

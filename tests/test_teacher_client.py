@@ -16,10 +16,12 @@ from phi1lib.teacher.answers import read_answer
 from phi1lib.teacher.batch import BatchFormatError, batch_input_line, parse_batch_line
 from phi1lib.teacher.budget import BudgetError, BudgetGuard, Price
 from phi1lib.teacher.cache import ResponseCache
-from phi1lib.teacher.keys import chat_body, request_key
+from phi1lib.teacher.job import follow_up_body
+from phi1lib.teacher.keys import cache_key, chat_body, request_key
 from phi1lib.teacher.prompts import available_templates, load_template, read_template
 from phi1lib.teacher.protocol import PromptContractError, parse_prompt
-from phi1lib.teacher.retry import backoff_s, is_retryable, retry_after_s
+from phi1lib.teacher.retry import backoff_s, describe, failure_kind, is_retryable, retry_after_s
+from phi1lib.teacher.served import identity_of
 from phi1lib.teacher.tokens import count_tokens, truncate_tokens
 
 TEXTBOOK = {
@@ -165,6 +167,20 @@ def test_the_cache_survives_a_torn_last_line(tmp_path):
     assert final.get("d")["text"] == "answer d"
 
 
+def test_refused_and_withdrawn_answers_share_the_file_but_are_never_served(tmp_path):
+    cache = ResponseCache(tmp_path)
+    cache.append_many([_record("a"), _record("b")])
+    refused = {"key": "c", "id": "c", "status": "malformed", "problem": "p", "text": "junk"}
+    assert cache.append_many([refused, refused]) == 2  # every refused answer is kept
+    stale = ResponseCache.revocation("b", {"text": "an answer somebody else wrote"}, "r")
+    cache.append_many([ResponseCache.revocation("a", cache.get("a"), "refused"), stale])
+    assert cache.keys() == {"b"}  # a revocation withdraws only the answer it names
+    assert cache.append_many([{**_record("a"), "text": "asked again"}]) == 1
+    reread = ResponseCache(tmp_path)
+    assert reread.keys() == {"a", "b"} and reread.get("a")["text"] == "asked again"
+    assert reread.malformed_lines == 2 and reread.get("c") is None
+
+
 def _append_from_process(folder: str, keys: list[str]) -> None:
     cache = ResponseCache(folder)
     for key in keys:
@@ -247,6 +263,122 @@ def test_what_is_retried_and_how_long_it_waits():
     assert 1.0 <= backoff_s(0, _status_error(429, {"retry-after": "1"})) <= 1.2
     waits = [backoff_s(attempt, base_s=0.5, cap_s=8.0) for attempt in range(12)]
     assert all(0 <= wait <= 8.0 for wait in waits)
+
+
+def _error_with_body(status: int, body: object) -> openai.APIStatusError:
+    request = httpx2.Request("POST", "http://teacher/v1/chat/completions")
+    response = httpx2.Response(status, request=request)
+    return openai.APIStatusError(f"Error code: {status}", response=response, body=body)
+
+
+def test_error_texts_keep_the_servers_explanation():
+    openai_style = {"message": "The model `x` does not exist", "type": "invalid_request_error"}
+    assert describe(_error_with_body(404, openai_style)) == (
+        "HTTP 404: The model `x` does not exist (type=invalid_request_error)"
+    )
+    fastapi = {"detail": "Unexpected fields in the request: {'foo'}"}
+    assert "Unexpected fields in the request" in describe(_error_with_body(422, fastapi))
+    assert describe(_error_with_body(500, "Internal Server Error")) == (
+        "HTTP 500: Internal Server Error"
+    )
+    long = describe(_error_with_body(500, "x" * 5000))
+    assert len(long) < 500 and long.endswith("...")
+
+
+def test_a_refused_connection_is_not_called_a_timeout():
+    import asyncio
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = TeacherEndpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m")
+
+    async def post() -> BaseException:
+        client = endpoint.client()  # the SDK's aiohttp transport, as the jobs use it
+        try:
+            await client.post("/chat/completions", cast_to=object, body={})
+        except openai.APIError as error:
+            return error
+        finally:
+            await client.close()
+        raise AssertionError("nothing listens there, yet the request went through")
+
+    error = asyncio.run(post())
+    assert isinstance(error, openai.APITimeoutError)  # what the transport calls it...
+    assert failure_kind(error) == "refused"  # ...and what it is
+    assert describe(error).startswith(f"connection refused at 127.0.0.1:{port}")
+    assert is_retryable(error)
+
+
+def test_a_re_ask_is_never_the_same_body():
+    body = chat_body("m", _judge())
+    first = follow_up_body(body, "Sure! {score: 3", "not valid JSON (Expecting value)")
+    second = follow_up_body(first, "Sure! {score: 3", "not valid JSON (Expecting value)")
+    assert first["messages"][:2] == body["messages"]
+    assert first["messages"][2] == {"role": "assistant", "content": "Sure! {score: 3"}
+    assert "could not be used: not valid JSON" in first["messages"][3]["content"]
+    assert second["messages"][:4] == first["messages"] and len(second["messages"]) == 6
+    assert (first["seed"], second["seed"]) == (body["seed"] + 1, body["seed"] + 2)
+    assert len({request_key(b) for b in (body, first, second)}) == 3
+    assert body["messages"] == _judge().messages  # the original is left as it was
+
+
+def test_a_text_fallback_request_takes_prose_a_strict_one_refuses_it():
+    strict = _judge()
+    lenient = TeacherRequest(**{**strict.__dict__, "text_fallback": True})
+    prose = "The snippet prints a greeting.\nScore: 2"
+    assert not read_answer(strict, prose, "stop").usable
+    taken = read_answer(lenient, prose, "stop")
+    assert taken.usable and taken.parsed is None and taken.text == prose
+    assert read_answer(lenient, '{"reason": "r", "score": 1}', "stop").parsed["score"] == 1
+    assert not read_answer(lenient, prose, "length").usable  # truncated is still refused
+    key = request_key(chat_body("m", strict))
+    assert key == request_key(chat_body("m", lenient))  # the same body is sent...
+    served = {"id": "m"}
+    assert cache_key(key, served, strict) != cache_key(key, served, lenient)  # ...but what
+    # was accepted differs, so the cache keeps them apart; and so does another model card
+    assert cache_key(key, served, strict) != cache_key(key, {"id": "m", "created": 1}, strict)
+
+
+def test_the_identity_leaves_out_a_date_stamped_at_listing_time():
+    now = 1_800_000_000.0
+    card = {"id": "m", "object": "model", "created": 1_700_000_000, "owned_by": "org"}
+    assert identity_of(card, now) == {"id": "m", "created": 1_700_000_000, "owned_by": "org"}
+    vllm = {"id": "m", "created": int(now) - 3, "owned_by": "vllm", "root": "/models/m"}
+    assert identity_of(vllm, now) == {"id": "m", "owned_by": "vllm", "root": "/models/m"}
+    served = {"status": {"value": "loaded"}, "id": "m", "created": 0, "owned_by": "local"}
+    assert identity_of(served, now) == {"id": "m", "created": 0, "owned_by": "local"}
+
+
+def test_the_gate_starts_small_grows_on_quick_answers_and_halves_on_slow_ones(monkeypatch):
+    import asyncio
+
+    from phi1lib.teacher import pacing
+
+    clock = [0.0]
+    monkeypatch.setattr(pacing.time, "monotonic", lambda: clock[0])
+
+    async def scenario() -> None:
+        gate = pacing.AdaptiveLimit(ceiling=16, timeout_s=10.0)
+        assert gate.width == 4
+        for _ in range(4):  # one round of quick answers doubles the width
+            await gate.release(await gate.acquire(), pacing.ANSWER)
+        assert gate.width == 8
+        tickets = [await gate.acquire() for _ in range(8)]
+        clock[0] += 6.0  # the whole round answered after 6 s of a 10 s timeout
+        for ticket in tickets:
+            await gate.release(ticket, pacing.ANSWER)
+        assert gate.width == 4 and gate.lowered == 1  # halved once, not once per answer
+        await gate.release(await gate.acquire(), pacing.ERROR)
+        assert gate.width == 4  # an error status says nothing about queueing
+        await gate.release(await gate.acquire(), pacing.TIMEOUT)
+        assert gate.width == 2
+        for _ in range(40):
+            await gate.release(await gate.acquire(), pacing.ANSWER)
+        assert 2 < gate.width <= 16 and gate.summary()["lowest"] == 2
+
+    asyncio.run(scenario())
 
 
 # ---- Batch API files, in OpenAI's exact format -----------------------------------------------

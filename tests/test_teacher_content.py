@@ -227,6 +227,7 @@ def test_inject_mistake_reports_bad_input():
 # ---- diversity of a large sample -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_large_sample_is_diverse():
     rng = random.Random(0)
     topics, section_shapes = set(), set()
@@ -361,6 +362,7 @@ def test_same_constraints_and_seed_give_identical_output():
     assert content.inject_mistake(exercise, 4) == content.inject_mistake(exercise, 4)
 
 
+@pytest.mark.slow
 def test_output_does_not_depend_on_the_string_hash_seed():
     digests = set()
     for hash_seed in ("1", "2"):

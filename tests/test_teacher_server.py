@@ -48,6 +48,8 @@ def _create(client: openai.OpenAI, request, **extra):
 def test_a_stock_client_lists_the_model(client):
     models = client.models.list()
     assert [model.id for model in models.data] == [MODEL]
+    card = models.data[0]
+    assert (card.created, card.owned_by) == (0, "phi1lib")  # the same on every start
     assert client.models.retrieve(MODEL).id == MODEL
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-5")
@@ -132,6 +134,21 @@ def test_raw_http_errors_are_json_too(server):
         wrong_method = http.get("/v1/chat/completions")
         assert wrong_method.status_code == 405 and "error" in wrong_method.json()
         assert http.get("/health").json()["status"] == "ok"
+
+
+def test_a_deeply_nested_body_is_bad_input_not_an_internal_error(server):
+    deep = b"[" * 100_000 + b"]" * 100_000  # valid JSON, too deep for Python's parser
+    deep_object = b'{"model": ' * 100_000 + b"1" + b"}" * 100_000
+    with httpx2.Client(base_url=server.base_url.removesuffix("/v1"), timeout=30) as http:
+        for body in (deep, deep_object):
+            answer = http.post("/v1/chat/completions", content=body)
+            assert answer.status_code == 400
+            assert "nested too deeply" in answer.json()["error"]["message"]
+        batch = http.post("/v1/batches", content=deep)
+        assert batch.status_code == 400 and "nested too deeply" in batch.json()["error"]["message"]
+        assert http.get("/health").json()["status"] == "ok"  # it still serves
+        stats = http.get("/phi1/stats").json()["counts"]
+    assert stats["refused"] >= 2
 
 
 def test_the_batch_api_round_trip_with_the_stock_client(client):

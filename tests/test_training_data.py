@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from phi1lib.settings import load_settings
 from phi1lib.training.batches import BatchPlan
 from phi1lib.training.loop import TrainSettings, learning_rate_factor
 from phi1lib.training.metrics import MetricsLog, read_metrics
@@ -141,7 +142,7 @@ def test_schedule_warms_up_then_decays_linearly():
 def test_settings_come_from_a_profile_section():
     from phi1lib.profiles import load_profile
 
-    settings = TrainSettings.from_section(load_profile("phi-1", use_env=False).section("pretrain"))
+    settings = load_profile("phi-1", use_env=False).pretrain
     assert settings.global_batch == 1024 and settings.seq_len == 2048
     assert settings.lr == 1e-3 and settings.warmup_steps == 750 and settings.weight_decay == 0.1
     assert settings.dropout == 0.1 and settings.precision == "fp16"
@@ -151,15 +152,11 @@ def test_settings_come_from_a_profile_section():
     last = learning_rate_factor(23_999, warmup=750, total=settings.planned_steps, min_ratio=0.1)
     assert last == pytest.approx(1 - 0.9 * (23_999 - 750) / (36_000 - 750))
     with pytest.raises(ValueError, match="schedule_steps \\(10\\) is shorter than steps"):
-        TrainSettings.from_section(
-            load_profile("tiny", use_env=False).section("pretrain"), schedule_steps=10
-        )
-    with pytest.raises(ValueError, match="missing"):
-        TrainSettings.from_section({"seq_len": 8})
+        load_profile("tiny", {"pretrain.schedule_steps": 10}, use_env=False).settings("pretrain")
+    with pytest.raises(ValueError, match="missing field.s. seq_len"):
+        load_settings(TrainSettings, {"steps": 8}, "a test section")
     with pytest.raises(ValueError, match="precision 'fp8'"):
-        TrainSettings.from_section(
-            load_profile("tiny", use_env=False).section("pretrain"), precision="fp8"
-        )
+        load_profile("tiny", {"finetune.precision": "fp8"}, use_env=False).settings("finetune")
 
 
 def test_metrics_log_is_cut_back_on_resume(tmp_path):

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -36,9 +36,10 @@ TEXTS = [
 WORKER = """
 import json, os, signal, sys
 from pathlib import Path
-from phi1lib.training.loop import TrainSettings, learning_rate_factor, train
+from phi1lib.training.loop import learning_rate_factor, train
 from phi1lib.training.packing import PackedSequences
 from phi1lib.training.presets import build_config
+from phi1lib.training.settings import PretrainSettings
 from phi1lib.training.tokenizer import load_tokenizer
 
 spec = json.loads(sys.argv[1])
@@ -48,7 +49,7 @@ def on_step(step):
         os.kill(os.getpid(), signal.SIGKILL)
 
 tokenizer = load_tokenizer(spec["tokenizer"])
-settings = TrainSettings.from_section(spec["settings"])
+settings = PretrainSettings(**spec["settings"])
 train(
     init=build_config("smoke", spec["vocab"], eos_token_id=tokenizer.eos_token_id),
     tokenizer=tokenizer,
@@ -73,8 +74,7 @@ def corpus(tmp_path_factory):
 
 
 def settings(**changes) -> TrainSettings:
-    base = load_profile("smoke", use_env=False).section("pretrain")
-    base.update(
+    small = dict(
         seq_len=64,
         global_batch=8,
         micro_batch=4,
@@ -87,7 +87,7 @@ def settings(**changes) -> TrainSettings:
         checkpoint_every=3,
         compile=False,
     )
-    return TrainSettings.from_section(base, **changes)
+    return replace(load_profile("smoke", use_env=False).pretrain, **{**small, **changes})
 
 
 def spec(corpus, workdir: Path, run_settings: TrainSettings, **extra) -> str:
@@ -123,6 +123,7 @@ def run_worker(corpus, argument: str, *, processes: int = 1) -> subprocess.Compl
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_run_stopped_early_follows_the_planned_schedule(corpus, tmp_path):
     """Training 6 steps of a 12-step schedule ends at the rate the 12-step run has at step 6."""
     tokenizer = corpus["tokenizer"]
@@ -144,6 +145,7 @@ def test_a_run_stopped_early_follows_the_planned_schedule(corpus, tmp_path):
     assert rates.iloc[-1] > 3e-3 * 0.5  # far above the floor a 6-step schedule would reach
 
 
+@pytest.mark.slow
 def test_training_learns_and_saves_a_loadable_model(corpus, tmp_path):
     run_settings = settings(steps=16, checkpoint_every=100)
     root = corpus["root"]
@@ -186,6 +188,7 @@ def test_training_learns_and_saves_a_loadable_model(corpus, tmp_path):
     assert again == json.loads((final / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_work_folder_of_another_run_is_not_resumed(corpus, tmp_path):
     root = corpus["root"]
     common = {
@@ -200,6 +203,7 @@ def test_a_work_folder_of_another_run_is_not_resumed(corpus, tmp_path):
         train(settings=settings(steps=3, lr=1e-2), **common)
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_losses_of_one(corpus, tmp_path):
     one = run_worker(corpus, spec(corpus, tmp_path / "one", settings(steps=6, micro_batch=8)))
     assert one.returncode == 0, one.stderr[-3000:]
@@ -217,6 +221,7 @@ def test_two_processes_give_the_losses_of_one(corpus, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_a_sigkilled_run_resumes_with_the_same_losses(corpus, tmp_path):
     # dropout on, so that the saved random-number state matters; two micro-steps per step
     run_settings = settings(steps=12, dropout=0.1, checkpoint_every=3)

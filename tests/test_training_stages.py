@@ -102,6 +102,7 @@ def stand_ins(monkeypatch, runs_root):
     return runs_root
 
 
+@pytest.mark.slow
 def test_training_stages_from_tokenizer_to_ablation(stand_ins):
     profile = load_profile("smoke", use_env=False)
     ablation = pipeline.run("training_ablation", profile)
@@ -197,6 +198,7 @@ print("RESULT", json.dumps(run_stage("pretrain", "smoke", {"pretrain.micro_batch
 """
 
 
+@pytest.mark.slow
 def test_the_entry_point_trains_a_stage_with_two_processes(runs_root, tmp_path):
     import os
     import subprocess
@@ -222,9 +224,10 @@ def test_the_entry_point_trains_a_stage_with_two_processes(runs_root, tmp_path):
         for line in done.stdout.splitlines()
         if line.startswith("RESULT")
     ]
-    assert len(results) == 2 and results.count({}) == 1  # the first process stores the artifact
+    # both processes trained, the first stored the artifact, and both return it
     artifact = pipeline.RunStore("smoke").load("pretrain")
     summary = artifact.json("training.json")
     assert summary["world_size"] == 2 and summary["accumulation"] == 1
     assert (artifact.path / "model" / "model.safetensors").exists()
-    assert [r["path"] for r in results if r] == [str(artifact.path)]
+    assert [r["path"] for r in results] == [str(artifact.path)] * 2
+    assert not any((runs_root / "smoke" / ".work").iterdir()), "the work folder is removed"

@@ -31,22 +31,21 @@ def _categories(text: str) -> list[str]:
 
 def _probes(args: argparse.Namespace) -> int:
     from phi1lib.analysis.probes.report import rates_by
-    from phi1lib.analysis.probes.runner import ProbeSettings, run_probe_suite
+    from phi1lib.analysis.probes.runner import run_probe_suite
     from phi1lib.analysis.probes.suite import load_suite
-    from phi1lib.evaluation.judge import judge_available
+    from phi1lib.analysis.stages import JUDGE_CACHE, judged
     from phi1lib.profiles import load_profile
-    from phi1lib.runstore import default_runs_root
+    from phi1lib.runstore import RunStore
 
     profile = load_profile(args.profile)
     probes = [p for p in load_suite() if args.categories is None or p.category in args.categories]
-    judged = bool(profile.probes.judge) and judge_available(profile)
     outcomes, costs = run_probe_suite(
         args.model,
         probes,
         args.label or str(args.model),
-        ProbeSettings.from_section(profile.section("probes")),
-        judge_profile=profile if judged else None,
-        judge_cache=default_runs_root() / profile.name / "teacher-cache" / "probes",
+        profile.probes,
+        judge_profile=profile if judged(profile) else None,
+        judge_cache=RunStore(profile.name).cache_dir(JUDGE_CACHE),
         progress=sys.stderr.isatty(),
     )
     if args.out is not None:

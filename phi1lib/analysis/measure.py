@@ -42,19 +42,14 @@ THRESHOLDS = (1.0, 0.95, 0.9, 0.85, 0.8)
 class DiversitySettings:
     """The knobs of chapter 8; the profile's ``[diversity]`` section fills them."""
 
-    max_items: int = 600  # items sampled from each dataset
-    max_functions: int = 1500  # functions sampled for the shape clustering
-    max_ngrams: int = 50_000  # n-gram budget of distinct-n (lowered to the smallest dataset's)
-    kmeans_clusters: int = 20
-    ast_threshold: float = 0.9  # the match rate τ above which two functions are variants
-    near_duplicate_threshold: float = 0.7  # MinHash Jaccard threshold of near duplicates
-    workers: int = 2
-    seed: int = 0
-
-    @classmethod
-    def from_section(cls, section: dict) -> DiversitySettings:
-        fields = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in section.items() if key in fields})
+    max_items: int  # items sampled from each dataset
+    max_functions: int  # functions sampled for the shape clustering
+    max_ngrams: int  # n-gram budget of distinct-n (lowered to the smallest dataset's)
+    kmeans_clusters: int
+    ast_threshold: float  # the match rate τ above which two functions are variants
+    near_duplicate_threshold: float  # MinHash Jaccard threshold of near duplicates
+    workers: int
+    seed: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

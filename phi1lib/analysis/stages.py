@@ -2,7 +2,7 @@
 
 ``probes`` runs the probe suite on the pretrained (base) and the fine-tuned model of a profile,
 plus the fine-tuned models of the profiles named in ``probes.compare_profiles`` when their run
-store holds one (other sizes). ``diversity`` measures the four datasets of the pipeline side by
+store holds one (other sizes; the stage borrows them, see ``Stage.borrows``). ``diversity`` measures the four datasets of the pipeline side by
 side. Both write JSON that the chapters read. Introduced in chapters 7 and 8.
 """
 
@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 from phi1lib.analysis.ast_shapes import functions_in
 from phi1lib.analysis.measure import (
     DISTINCT_NS,
-    DiversitySettings,
     embedding_metrics,
     family_agreement,
     ngram_count,
@@ -28,13 +27,15 @@ from phi1lib.analysis.measure import (
     topic_metrics,
 )
 from phi1lib.analysis.probes.report import ProbeOutcome, paired_differences, rates_by
-from phi1lib.analysis.probes.runner import ProbeSettings, run_probe_suite
+from phi1lib.analysis.probes.runner import run_probe_suite
 from phi1lib.analysis.probes.suite import SUITE_FILE, load_suite
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
-from phi1lib.runstore import RunStore, fingerprint
+from phi1lib.runstore import Artifact, fingerprint
 
 BASE, TUNED = "base", "fine-tuned"
+JUDGE_CACHE = "teacher/probes"  # the judge's grades of probe answers (``phi1 probes`` shares it)
+PROGRESS_FILE = "progress.json"  # in the work folder: the models answered before an interruption
 # The datasets of chapter 8, in pipeline order: (stage, label shown in the chapter).
 DATASETS = (
     ("raw_code", "raw code"),
@@ -51,35 +52,35 @@ def _write_json(path: Path, value: Any) -> None:
 # --- chapter 7: probes -----------------------------------------------------------------------
 
 
-def _judged(profile: Profile) -> bool:
+def judged(profile: Profile) -> bool:
+    """Whether the probe answers are graded: the profile asks for it and has a real LLM."""
     from phi1lib.evaluation.judge import judge_available
 
     return bool(profile.probes.judge) and judge_available(profile)
 
 
-def compared_models(profile: Profile) -> dict[str, Path]:
-    """Fine-tuned models of other profiles (other sizes) that are built and verified on disk."""
-    found = {}
-    for name in profile.probes.compare_profiles:
-        artifact = RunStore(name).load("finetune")
-        if artifact is not None:
-            found[f"{TUNED} ({name})"] = artifact.path / "model"
-    return found
+def _compared(profile: Profile) -> list[tuple[str, str]]:
+    """The fine-tuned models of other profiles (other sizes) the probes stage borrows."""
+    return [(name, "finetune") for name in profile.probes.compare_profiles]
+
+
+def compared_models(inputs: Mapping[str, Artifact]) -> dict[str, Path]:
+    """The borrowed fine-tuned models of other profiles that are built, by their label."""
+    return {
+        f"{TUNED} ({key.split('@', 1)[1]})": artifact.path / "model"
+        for key, artifact in inputs.items()
+        if key.startswith("finetune@")
+    }
 
 
 def _probes_config(profile: Profile) -> Mapping[str, Any]:
-    compared = {
-        name: (RunStore(name).read_manifest("finetune") or {}).get("fingerprint")
-        for name in profile.probes.compare_profiles
-    }
     judge = None
-    if _judged(profile):
-        judge = {key: profile.teacher[key] for key in ("endpoint", "model")}
+    if judged(profile):
+        judge = {"endpoint": profile.teacher.endpoint, "model": profile.teacher.model}
     return {
         "probes": profile.section("probes"),
         "suite": fingerprint(SUITE_FILE.read_text()),
         "judge": judge,
-        "compared": compared,
     }
 
 
@@ -87,30 +88,21 @@ def _models_cached(path: Path) -> dict[str, list[dict]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def progress_key(profile: Profile, models: Mapping[str, Path]) -> str:
-    """What finished models in the progress file must match to be reused after an interruption."""
-    return fingerprint(
-        {"config": _probes_config(profile), "models": {k: str(v) for k, v in models.items()}}
-    )
-
-
 def build_probes(ctx: StageContext) -> dict[str, Any]:
     """Answer, check (and grade) every probe with every model; write outcomes and tables."""
     profile = ctx.profile
     probes = load_suite()
-    settings = ProbeSettings.from_section(profile.section("probes"))
+    settings = profile.probes
     models = {
         BASE: ctx.inputs["pretrain"].path / "model",
         TUNED: ctx.inputs["finetune"].path / "model",
-        **compared_models(profile),
+        **compared_models(ctx.inputs),
     }
     # Finished models survive an interruption: the next build starts with the missing ones.
-    resume = ctx.store.root / ".probes-progress.json"
-    resume.parent.mkdir(parents=True, exist_ok=True)
-    key = progress_key(profile, models)
-    done = _models_cached(resume).get(key, {})
+    resume = ctx.work / PROGRESS_FILE
+    done = _models_cached(resume)
     costs: dict[str, Any] = {}
-    judge_cache = ctx.store.root / "teacher-cache" / "probes"
+    judge_cache = ctx.cache(JUDGE_CACHE)
     for label, path in models.items():
         if label in done:
             continue
@@ -119,11 +111,11 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
             probes,
             label,
             settings,
-            judge_profile=profile if _judged(profile) else None,
+            judge_profile=profile if judged(profile) else None,
             judge_cache=judge_cache,
         )
         done[label] = {"outcomes": [o.to_dict() for o in outcomes], "costs": costs[label]}
-        _write_json(resume, {key: done})
+        _write_json(resume, done)
     outcomes = [ProbeOutcome.from_dict(o) for label in models for o in done[label]["outcomes"]]
     with (ctx.out / "outcomes.jsonl").open("w") as handle:
         for outcome in outcomes:
@@ -137,7 +129,7 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
             }
             for label in models
         },
-        "judged": _judged(profile),
+        "judged": judged(profile),
         "by_category": rates_by(outcomes, "category"),
         "by_perturbation": rates_by(
             [o for o in outcomes if o.category == "robustness"], "perturbation"
@@ -152,7 +144,6 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
         ),
     }
     _write_json(ctx.out / "summary.json", summary)
-    resume.unlink(missing_ok=True)
     # What the build cost goes to the manifest's counts, beside what it found.
     counts: dict[str, Any] = {"probes": len(probes), "models": len(models)}
     for label in models:
@@ -170,6 +161,7 @@ PROBES = Stage(
     build=build_probes,
     config=_probes_config,
     needs=("pretrain", "finetune"),
+    borrows=_compared,
     version=2,
     description="the probe suite of chapter 7 on the base and the fine-tuned model",
 )
@@ -240,7 +232,7 @@ def build_diversity(ctx: StageContext) -> dict[str, Any]:
     items as the smallest dataset holds, at most ``diversity.max_items``)."""
     from phi1lib.embeddings import embed_texts
 
-    settings = DiversitySettings.from_section(ctx.profile.section("diversity"))
+    settings = ctx.profile.diversity
     stored = code_vectors(ctx)
     samples: dict[str, tuple[list[str], list[str] | None, list[int]]] = {}
     known_families: dict[str, list[str]] = {}

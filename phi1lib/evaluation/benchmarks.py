@@ -1,7 +1,7 @@
 """The three benchmarks of chapter 6 behind one call: HumanEval, MBPP and the book's new problems.
 
 The new problems are 50 functions written for this book in HumanEval format, in the spirit of
-the paper's own 50 "unconventional" problems (paper-notes §7): each asks for several small steps
+the paper's own 50 "unconventional" problems (the paper's §4): each asks for several small steps
 in an unusual combination, so that neither HumanEval nor the synthetic exercises contain it.
 They live in ``data/new_problems.jsonl`` beside this module. Introduced in chapter 6.
 """

@@ -34,8 +34,9 @@ def _eval(args: argparse.Namespace) -> int:
     from phi1lib.evaluation.generation import SamplingSettings
     from phi1lib.evaluation.harness import add_judge_grades, evaluate_canonical, evaluate_model
     from phi1lib.evaluation.judge import judge_available
+    from phi1lib.evaluation.stage import JUDGE_CACHE
     from phi1lib.profiles import load_profile
-    from phi1lib.runstore import default_runs_root
+    from phi1lib.runstore import RunStore
     from phi1lib.sandbox import SandboxLimits
 
     profile = load_profile(args.profile)
@@ -90,7 +91,7 @@ def _eval(args: argparse.Namespace) -> int:
                 report,
                 load_benchmark(args.benchmark, args.limit),
                 profile,
-                cache_dir=default_runs_root() / profile.name / "judge-cache",
+                cache_dir=RunStore(profile.name).cache_dir(JUDGE_CACHE),
             )
     if args.out:
         report.write(Path(args.out))

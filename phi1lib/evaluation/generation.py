@@ -5,7 +5,7 @@ position), sorted by length so that a batch wastes little padding, and cut at th
 sequence so that a completion ends with the function it was asked for. Greedy decoding gives one
 reproducible completion per problem, our pass@1 (the paper's pass@1 also uses one completion per
 problem but does not say how it decoded); sampling with a temperature gives the ``n``
-completions that pass@k for ``k > 1`` needs. Introduced in chapter 6 ("Generating completions").
+completions that pass@k for ``k > 1`` needs. Introduced in chapter 6 ("Scoring our models").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Unit tests say only pass or fail. To score the 50 unconventional problems the paper instead asked
 GPT-4 to compare each candidate with a correct solution, write a short assessment, then grade it
-from 0 to 10 (paper-notes §7), which credits a solution that is nearly right. The prompt lives
+from 0 to 10 (the paper's §4), which credits a solution that is nearly right. The prompt lives
 in ``data/judge_solution.toml`` (versioned, so cached grades name the words that produced them)
 and goes through the book's teacher client. The book's offline teacher answers only the
 generation tasks of chapters 1-3, so this judge runs only when the profile's teacher is a real
@@ -41,6 +41,7 @@ class JudgeTemplate:
     user: str
     params: dict[str, Any]
     json_schema: dict[str, Any] | None
+    text_fallback: bool = False
 
     def messages(self, problem: str, reference: str, candidate: str) -> list[dict[str, str]]:
         user = string.Template(self.user).substitute(
@@ -79,6 +80,7 @@ def load_judge_template(path: Path = JUDGE_TEMPLATE_FILE) -> JudgeTemplate:
         user=raw["user"],
         params=dict(raw.get("params", {})),
         json_schema=raw.get("json_schema"),
+        text_fallback=bool(raw.get("text_fallback", False)),
     )
 
 
@@ -101,6 +103,7 @@ def judge_request(problem: Problem, completion: str, template: JudgeTemplate | N
         params=dict(template.params),
         json_schema=template.json_schema,
         constraints={"task_id": problem.task_id},
+        text_fallback=template.text_fallback,
     )
 
 
@@ -130,6 +133,11 @@ def parse_judge_result(result, task_id: str) -> JudgeGrade:
     return JudgeGrade(task_id, grade, assessment)
 
 
+def _has_grade(result) -> None:
+    """The teacher client's ``accept``: raises JudgeAnswerError for an answer without a grade."""
+    parse_judge_result(result, result.id)
+
+
 def judge_score(grades: Sequence[int]) -> float:
     """The benchmark's judge score in percent: the mean grade divided by 10 (chapter 6)."""
     if not grades:
@@ -152,8 +160,10 @@ def judge_completions(
     """Grade one completion per problem through the profile's teacher (chapter 6).
 
     Returns one grade per problem (``None`` where the judge gave no usable answer; the job
-    report says why) and the teacher's job report, which counts tokens and cost. Answers are
-    cached under ``cache_dir`` (``None``: no cache). Chapter 7 grades its probes with it too.
+    report says why) and the teacher's job report, which counts tokens and cost. An answer
+    with no grade in it, as JSON or as a "Grade: N/10" line, is refused and asked again, so it
+    is never cached. Answers are cached under ``cache_dir`` (``None``: no cache). Chapter 7
+    grades its probes with it too.
     """
     from phi1lib.teacher import run_requests, teacher_endpoint
 
@@ -162,7 +172,7 @@ def judge_completions(
     template = load_judge_template()
     requests = [judge_request(p, c, template) for p, c in zip(problems, completions, strict=True)]
     with teacher_endpoint(profile) as endpoint:
-        report = run_requests(endpoint, requests, cache_dir=cache_dir)
+        report = run_requests(endpoint, requests, cache_dir=cache_dir, accept=_has_grade)
     grades: list[JudgeGrade | None] = []
     for problem, result in zip(problems, report.results, strict=True):
         try:

@@ -9,8 +9,8 @@ HumanEval and the exercises the model was fine-tuned on (Table 3 at our scale). 
     summary.json               pass@k and statuses per model and benchmark, generation costs
     decontamination.json       13-gram matches, AST match rates, pruning counts, Table 3 rows
 
-Each finished (model, benchmark) report is kept in a work folder beside the run store until the
-stage is done, so an interrupted build resumes where it stopped. Introduced in chapter 6.
+Each finished (model, benchmark) report is kept in the stage's work folder until the stage is
+stored, so an interrupted build resumes where it stopped. Introduced in chapter 6.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from phi1lib.evaluation.generation import SamplingSettings, load_model
 from phi1lib.evaluation.harness import EvaluationReport, add_judge_grades, evaluate_model
 from phi1lib.evaluation.humaneval import load_humaneval
 from phi1lib.evaluation.judge import judge_available
-from phi1lib.pipeline import Stage, StageContext, stage_fingerprint
+from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.sandbox import SandboxLimits
 
 # Our names for the models, after the paper's, and the stages that train them.
 MODELS = {"phi-1-base": "pretrain", "phi-1": "finetune"}
-WORK_FOLDER = ".work"
+JUDGE_CACHE = "teacher/evaluate"  # the judge's grades of the new problems (the CLI shares them)
 
 
 def eval_limits(profile: Profile) -> dict[str, int]:
@@ -59,11 +59,9 @@ def sampling_settings(profile: Profile) -> tuple[SamplingSettings, list[int]]:
 
 
 def _config(profile: Profile) -> dict[str, Any]:
-    teacher = profile.section("teacher")
+    teacher = profile.teacher
     judge = (
-        {"endpoint": teacher["endpoint"], "model": teacher["model"]}
-        if judge_available(profile)
-        else None
+        {"endpoint": teacher.endpoint, "model": teacher.model} if judge_available(profile) else None
     )
     return {"eval": profile.section("eval"), "judge": judge}
 
@@ -110,12 +108,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
     config = profile.eval
     settings, ks = sampling_settings(profile)
     limits = SandboxLimits(timeout_s=config.timeout_s)
-    work = (
-        ctx.store.root
-        / WORK_FOLDER
-        / f"evaluate-{stage_fingerprint(EVALUATE, profile, ctx.inputs)}"
-    )
-    work.mkdir(parents=True, exist_ok=True)
+    work = ctx.work
     summary: dict[str, Any] = {"models": {}, "limits": eval_limits(profile), "ks": ks}
     scores: dict[str, dict[str, float]] = {}
     for label, stage_name in MODELS.items():
@@ -141,7 +134,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
                 )
                 if benchmark == "new" and judge_available(profile):
                     report.summary["judge_job"] = add_judge_grades(
-                        report, problems, profile, cache_dir=ctx.store.root / "judge-cache"
+                        report, problems, profile, cache_dir=ctx.cache(JUDGE_CACHE)
                     )
                 report.write(path)
             summary["models"][label]["benchmarks"][benchmark] = {
@@ -155,7 +148,6 @@ def _build(ctx: StageContext) -> dict[str, Any]:
     decontamination = _decontamination(ctx, scores)
     (ctx.out / "decontamination.json").write_text(json.dumps(decontamination, indent=1))
     (ctx.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    shutil.rmtree(work, ignore_errors=True)
     counts: dict[str, Any] = {}
     for label, entry in summary["models"].items():
         for benchmark, result in entry["benchmarks"].items():

@@ -1,4 +1,4 @@
-"""The educational-value classifier: a random forest on code embeddings (paper-notes §2).
+"""The educational-value classifier: a random forest on code embeddings (paper §2.1).
 
 The paper asked GPT-4 about ~100k files, then trained a random forest on the embeddings of those
 files to predict the label, and ran the forest over everything else: a judge that is expensive

@@ -9,8 +9,9 @@ a cluster configuration, and the same steps run through ``SlurmPipelineExecutor`
 several tasks, so the default one exercises the sharded path that a cluster runs.
 
 Each step logs into ``<work>/logs/<step>/``, where datatrove also leaves one completion marker
-per finished task; the work folder belongs to the stage's fingerprint (:func:`work_folder`), so
-a stage started again after a crash skips every task that had finished. On a cluster the run
+per finished task; the work folder is the stage's ``StageContext.work``, which outlives a
+crashed build of the same fingerprint, so a stage started again skips every task that had
+finished. On a cluster the run
 store (``PHI1_RUNS``) must be a filesystem that every node mounts. Introduced in chapter 1
 ("At The Stack's scale").
 """
@@ -20,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -335,23 +334,3 @@ def _datatrove_log(work: Path) -> Iterator[None]:
         finally:
             logger.remove()
     setup_default_logger()
-
-
-def work_folder(ctx: Any, stage: str) -> Path:
-    """The folder where a stage's datatrove tasks write, kept until the stage is committed.
-
-    It is named after the stage's fingerprint, so a build started again after a crash finds the
-    finished tasks of the same configuration; folders left by other configurations of the stage
-    cannot be resumed and are removed.
-    """
-    from phi1lib.pipeline import get_stage, stage_fingerprint
-
-    key = stage_fingerprint(get_stage(stage), ctx.profile, ctx.inputs)
-    root = ctx.store.root / ".work"
-    folder = root / f"{stage}-{key}"
-    if root.is_dir():
-        for other in root.iterdir():
-            if other != folder and re.fullmatch(rf"{re.escape(stage)}-[0-9a-f]{{20}}", other.name):
-                shutil.rmtree(other, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder

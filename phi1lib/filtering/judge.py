@@ -1,4 +1,4 @@
-"""The educational-value judge: a teacher labels a sample of the corpus (paper-notes §2).
+"""The educational-value judge: a teacher labels a sample of the corpus (paper §2.1).
 
 The paper asked GPT-4 how much each of ~100k files would help "a student whose goal is to learn
 basic coding concepts". We send the same question, as the teacher package's versioned
@@ -97,15 +97,19 @@ def judge_texts(
     """Ask the profile's teacher to judge each text; one row per text plus the job report.
 
     Every row has ``id``, ``status`` and, when the answer was usable, ``score`` (0-5),
-    ``reason`` and ``educational`` (score >= 3); otherwise ``error`` says why. A teacher that
-    fails on some files never stops the others. (chapter 1)
+    ``reason`` and ``educational`` (score >= 3); otherwise ``error`` says why (quoting the
+    start of what the teacher said). An answer that is not a judgement is refused, so the
+    client asks again and never caches it; a file it never judges gets no label, never a
+    made-up one. A teacher that fails on some files never stops the others. (chapter 1)
     """
     requests = [
         judge_request(cut_for_judge(text, max_chars), id=request_id)
         for text, request_id in zip(texts, ids, strict=True)
     ]
     with teacher_endpoint(profile) as endpoint:
-        report = run_requests(endpoint, requests, cache_dir=cache_dir, progress=progress)
+        report = run_requests(
+            endpoint, requests, cache_dir=cache_dir, progress=progress, accept=parse_judgement
+        )
     rows: list[dict[str, Any]] = []
     for result in report.results:
         row: dict[str, Any] = {"id": result.id, "status": result.status, "error": result.error}

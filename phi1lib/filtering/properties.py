@@ -1,4 +1,4 @@
-"""Measurable symptoms of the paper's four complaints about raw code (paper-notes §1.2).
+"""Measurable symptoms of the paper's four complaints about raw code (paper §2).
 
 The authors looked at samples of The Stack and StackOverflow and found code that (1) is not
 self-contained but leans on other files, (2) is trivial boilerplate (constants, parameters, GUI

@@ -200,7 +200,7 @@ def side_by_side(left_title: str, left: str, right_title: str, right: str) -> st
 def token_accounting(
     raw_counts: Mapping[str, Any], filtered_counts: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """Files and tokens before and after filtering, beside the paper's 35B -> 6B (paper-notes §1)."""
+    """Files and tokens before and after filtering, beside the paper's 35B -> 6B (paper §2)."""
     paper_before = DATA_BUDGET["raw_stack_and_so_tokens"]
     paper_after = DATA_BUDGET["filtered_tokens"]
     rows = {

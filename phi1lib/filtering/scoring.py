@@ -48,12 +48,12 @@ class QualityFilter:
         from phi1lib import pipeline
 
         artifact = pipeline.run("edu_classifier", profile)
-        embed = profile.section("embed")
+        embed = profile.embed
         embedder = load_embedder(
-            embed["model"],
-            max_tokens=embed["max_tokens"],
-            max_chunks=embed["max_chunks"],
-            batch_size=embed["batch_size"],
+            embed.model,
+            max_tokens=embed.max_tokens,
+            max_chunks=embed.max_chunks,
+            batch_size=embed.batch_size,
         )
         threshold = artifact.json("metrics.json")["threshold"]
         return cls(embedder, load_classifier(artifact.file(MODEL_FILE)), threshold)

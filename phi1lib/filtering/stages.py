@@ -20,7 +20,6 @@ chapter 1.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from phi1lib.teacher.tasks import JUDGE
 
 MIN_LABELLED = 0.9  # below this share of usable answers the judge stage fails (nothing is stored)
 SWEEP = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
+JUDGE_CACHE = "teacher/code_judgements"  # the judge's answers, kept between builds
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -44,8 +44,10 @@ def _write_json(path: Path, payload: Any) -> None:
 
 def _corpus_config(profile) -> dict[str, Any]:
     corpus = profile.section("corpus")
-    corpus.pop("token_counter", None)  # counting tokens is raw_code's business
-    if corpus["source"] == "hub":  # which rows a task streams depends on how many tasks share
+    del corpus["token_counter"]  # counting tokens is raw_code's business
+    if corpus["source"] != "hub":
+        del corpus["hub_sources"]  # streams that are not read change nothing
+    else:  # which rows a task streams depends on how many tasks share
         from phi1lib.filtering.engine import Engine
 
         corpus["tasks"] = Engine.from_profile(profile).tasks
@@ -60,13 +62,13 @@ def _features(columns: dict[str, str]):
 
 def build_code_corpus(ctx: StageContext) -> dict[str, Any]:
     """Read every file of the profile's corpus source into one dataset, skipped files included."""
-    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.engine import Engine
     from phi1lib.filtering.steps import CORPUS_COLUMNS, reading_steps, save_shards
 
     corpus = _corpus_config(ctx.profile)
     corpus.pop("tasks", None)
     engine = Engine.from_profile(ctx.profile)
-    work = work_folder(ctx, "code_corpus")
+    work = ctx.work
     local = None
     if corpus["source"] == "local":  # drawn once here, not once per task
         local = sample_files(local_python_files(), corpus["max_files"], corpus["seed"])
@@ -76,7 +78,6 @@ def build_code_corpus(ctx: StageContext) -> dict[str, Any]:
     )
     reasons = Counter(records["skip_reason"])
     del records
-    shutil.rmtree(work, ignore_errors=True)
     counts = {"files": sum(reasons.values()), "readable": reasons.get(None, 0)}
     counts.update({f"skipped_{reason}": reasons.get(reason, 0) for reason in SKIP_REASONS})
     return counts
@@ -87,14 +88,14 @@ def build_raw_code(ctx: StageContext) -> dict[str, Any]:
     from datasets import load_from_disk
 
     from phi1lib.filtering.dedup_steps import KEPT_COLUMNS, Duplicates, dedup_params, dedup_steps
-    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.engine import Engine
     from phi1lib.filtering.steps import DatasetReader, save_shards
 
     corpus_path = ctx.inputs["code_corpus"].file("data")
     dedup = ctx.profile.section("dedup")
     token_counter = ctx.profile.corpus.token_counter
     engine = Engine.from_profile(ctx.profile)
-    work = work_folder(ctx, "raw_code")
+    work = ctx.work
     steps = dedup_steps(corpus_path, work, dedup, engine=engine, token_counter=token_counter)
     engine.run(steps, work, stage="raw_code")
     kept = save_shards(work / "kept", _features(KEPT_COLUMNS), ctx.out / "data", work / "arrow")
@@ -131,7 +132,6 @@ def build_raw_code(ctx: StageContext) -> dict[str, Any]:
         "largest_cluster": summary["largest_cluster"],
     }
 
-    shutil.rmtree(work, ignore_errors=True)
     return counts
 
 
@@ -168,16 +168,16 @@ def build_code_judgements(ctx: StageContext) -> dict[str, Any]:
     from datasets import Dataset
 
     raw = ctx.inputs["raw_code"].dataset()
-    judge = ctx.profile.section("judge")
-    chosen = sample_indices(len(raw), judge["sample_size"], judge["seed"])
+    judge = ctx.profile.judge
+    chosen = sample_indices(len(raw), judge.sample_size, judge.seed)
     sample = raw.select(chosen, keep_in_memory=True)
     ids = [f"raw_code/{i}:{path}" for i, path in zip(chosen, sample["path"], strict=True)]
     rows, report = judge_texts(
         sample["text"],
         ids,
         ctx.profile,
-        cache_dir=ctx.store.root / "teacher-cache" / "code-judge",
-        max_chars=judge["max_chars"],
+        cache_dir=ctx.cache(JUDGE_CACHE),
+        max_chars=judge.max_chars,
     )
     table = {
         "index": chosen,
@@ -223,13 +223,13 @@ def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
     save each block as soon as it is done (:class:`~.steps.EmbedFiles`); a rerun embeds only
     the blocks that are missing. The blocks are then laid end to end in raw_code's order.
     """
-    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.engine import Engine
     from phi1lib.filtering.steps import EMBED_BLOCK, embedding_steps
 
     raw = ctx.inputs["raw_code"]
     embed = ctx.profile.section("embed")
     engine = Engine.from_profile(ctx.profile)
-    work = work_folder(ctx, "code_embeddings")
+    work = ctx.work
     steps = embedding_steps(raw.file("data"), work, embed, engine)
     engine.run(steps, work, stage="code_embeddings")
     files = raw.counts["files"]
@@ -245,7 +245,6 @@ def build_code_embeddings(ctx: StageContext) -> dict[str, Any]:
         embeddings[start : start + EMBED_BLOCK] = np.load(work / "blocks" / f"{start:09d}.npy")
     embeddings.flush()
     del embeddings
-    shutil.rmtree(work, ignore_errors=True)
     return {"files": files, "dim": int(dim), "model": embed["model"]}
 
 
@@ -264,15 +263,15 @@ def build_edu_classifier(ctx: StageContext) -> dict[str, Any]:
     )
     index = np.asarray(labelled["index"], dtype=int)
     labels = np.asarray(labelled["educational"], dtype=int)
-    settings = ctx.profile.section("classifier")
+    settings = ctx.profile.classifier
     trained = forest.train_classifier(
         embeddings[index],
         labels,
-        n_estimators=settings["n_estimators"],
-        test_fraction=settings["test_fraction"],
-        threshold_rule=settings["threshold_rule"],
-        threshold=settings["threshold"],
-        seed=settings["seed"],
+        n_estimators=settings.n_estimators,
+        test_fraction=settings.test_fraction,
+        threshold_rule=settings.threshold_rule,
+        threshold=settings.threshold,
+        seed=settings.seed,
     )
     forest.save_classifier(trained.model, ctx.out / MODEL_FILE)
     test_labels = labels[trained.test_index]
@@ -317,7 +316,7 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
     score their blocks of files (:class:`~.steps.ScoreFiles`) and write all scores and the kept
     files; each file is scored by exactly one task.
     """
-    from phi1lib.filtering.engine import Engine, work_folder
+    from phi1lib.filtering.engine import Engine
     from phi1lib.filtering.steps import SCORE_COLUMNS, SCORED_COLUMNS, save_shards, scoring_steps
 
     raw = ctx.inputs["raw_code"]
@@ -325,7 +324,7 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
     threshold = classifier_artifact.json("metrics.json")["threshold"]
     training = classifier_artifact.json("training.json")
     engine = Engine.from_profile(ctx.profile)
-    work = work_folder(ctx, "filtered_code")
+    work = ctx.work
     steps = scoring_steps(
         raw.file("data"),
         ctx.inputs["code_embeddings"].file("embeddings.npy"),
@@ -354,7 +353,6 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
         "kept_token_fraction": round(float(tokens[kept_mask].sum() / max(tokens.sum(), 1)), 4),
     }
     del scores, kept
-    shutil.rmtree(work, ignore_errors=True)
     return counts
 
 

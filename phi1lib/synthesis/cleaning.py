@@ -23,7 +23,6 @@ from typing import Any
 
 from phi1lib.decontam import TAUS, ast_matches, ngram_overlap
 from phi1lib.dedup import deduplicate
-from phi1lib.profiles import Profile
 from phi1lib.synthesis.records import KEPT, reject
 
 BENCHMARKS = ("humaneval", "mbpp")
@@ -33,21 +32,17 @@ BENCHMARKS = ("humaneval", "mbpp")
 class CleaningSettings:
     """The profile's ``[cleaning]`` section (chapters 2 and 3)."""
 
-    near_threshold: float = 0.7
-    ngram_size: int = 13
-    remove_ngram_matches: bool = True
-    prune_tau: float = 0.95
-    workers: int = 2
+    near_threshold: float
+    ngram_size: int
+    remove_ngram_matches: bool
+    prune_tau: float
+    workers: int
 
-    @classmethod
-    def from_profile(cls, profile: Profile) -> CleaningSettings:
-        section = profile.section("cleaning")
-        settings = cls(**{key: section[key] for key in cls.__dataclass_fields__ if key in section})
-        if not min(TAUS) <= settings.prune_tau <= 1.0:
+    def __post_init__(self) -> None:
+        if not min(TAUS) <= self.prune_tau <= 1.0:
             raise ValueError(
-                f"cleaning.prune_tau must lie in [{min(TAUS)}, 1], got {settings.prune_tau}"
+                f"cleaning.prune_tau must lie in [{min(TAUS)}, 1], got {self.prune_tau}"
             )
-        return settings
 
 
 def benchmark_problems() -> dict[str, list]:

@@ -1,6 +1,6 @@
 """The code woven into a textbook section: find its Python blocks and make each one runnable.
 
-A synthetic textbook is prose with code in it (paper-notes §1.1); a section whose code does not
+A synthetic textbook is prose with code in it (paper §2.2); a section whose code does not
 run teaches something false. So every fenced ```python block of a section is executed in the
 sandbox. Two habits of real LLM textbooks are handled:
 

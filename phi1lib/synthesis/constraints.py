@@ -2,7 +2,7 @@
 
 The paper obtained diverse synthetic data by putting random constraints into each prompt: the
 topic and the target audience of a textbook section, the function name of an exercise
-(paper-notes §1.1), an idea taken from TinyStories. The lists the constraints come from are data,
+(paper §2.2), an idea taken from TinyStories. The lists the constraints come from are data,
 not code: the topic list (``content.TOPICS``, with subtopics and a level), the audiences and
 styles, and the exercise function names (``content.EXERCISE_NAMES``). The same constraints go
 to the offline procedural teacher and to a real LLM.

@@ -1,7 +1,7 @@
 """CodeExercises: HumanEval-style exercises from constrained function names, each one executed.
 
 An exercise of the paper is a function signature with a docstring that states a task, followed
-by the solution (paper-notes §1.1); diversity came mainly from constraining the function names.
+by the solution (paper §2.2); diversity came mainly from constraining the function names.
 Here each exercise is asked for with three constraints (function name, topic, difficulty; see
 ``constraints.py``) through the teacher's ``code_exercise`` template, which answers the fields
 separately (signature, docstring, solution, tests). This module turns an answer into a record:
@@ -38,16 +38,11 @@ class ExerciseSettings:
     """The profile's ``[exercises]`` section (chapter 3)."""
 
     n_exercises: int
-    seed: int = 0
-    heldout_fraction: float = 0.05
-    timeout_s: float = 3.0
-    workers: int = 2
-    token_counter: str = "gpt2-pieces"
-
-    @classmethod
-    def from_profile(cls, profile: Profile) -> ExerciseSettings:
-        section = profile.section("exercises")
-        return cls(**{key: section[key] for key in cls.__dataclass_fields__ if key in section})
+    seed: int
+    heldout_fraction: float
+    timeout_s: float
+    workers: int
+    token_counter: str
 
 
 def exercise_requests(constraints: Sequence[dict[str, str]], seed: int) -> list[TeacherRequest]:
@@ -193,7 +188,7 @@ def generate_exercises(
     answer is not a usable exercise, ``fails_tests``: ``verification`` says how); and the
     teacher's job report. ``cache_dir`` holds the teacher's answers and the sandbox verdicts.
     """
-    settings = ExerciseSettings.from_profile(profile)
+    settings = profile.exercises
     constraints = exercise_constraints(settings.n_exercises, settings.seed)
     requests = exercise_requests(constraints, settings.seed)
     with teacher_endpoint(profile) as endpoint:

@@ -57,7 +57,7 @@ def import_counts(codes: Iterable[str], min_count: int = 1) -> pd.Series:
 
 
 def size_table(textbooks: Mapping[str, Any], exercises: Mapping[str, Any]) -> pd.DataFrame:
-    """Our two datasets' sizes beside the paper's (paper-notes §1.1), from the stage reports.
+    """Our two datasets' sizes beside the paper's (paper §2 and §2.2), from the stage reports.
 
     The paper gives bounds ("less than 1B tokens"), so its columns are text, not numbers.
     """

@@ -9,9 +9,9 @@ datasets) writes ``data`` (training exercises), ``heldout`` (whole held-out fami
 ``topic``, ``difficulty``, ``signature``, ``docstring``, ``prompt``, ``solution``, ``tests``,
 ``text``, ``entry_point``, ``n_tokens``, ``verification`` and provenance.
 
-The teacher's answers and the sandbox's verdicts live outside the stage folders, in
-``runs/<profile>/synthesis-cache/``: a build that is interrupted, or a stage rebuilt with other
-cleaning settings, asks the teacher only for what is missing. ``report.json`` holds only what the
+The teacher's answers and the sandbox's verdicts live outside the stage folders, in the
+profile's cache (``runs/<profile>/.cache/synthesis/``): a build that is interrupted, or a stage
+rebuilt with other cleaning settings, asks the teacher only for what is missing. ``report.json`` holds only what the
 data determines, so that ``phi1 verify`` can rebuild a stage byte for byte; what a particular
 build cost (answers from the cache, HTTP requests, wall time) goes to the manifest's counts.
 Introduced in chapters 2 and 3.
@@ -19,6 +19,7 @@ Introduced in chapters 2 and 3.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -36,10 +37,10 @@ from phi1lib.synthesis.cleaning import (
     remove_duplicates,
 )
 from phi1lib.synthesis.constraints import coverage
-from phi1lib.synthesis.exercises import ExerciseSettings, generate_exercises
+from phi1lib.synthesis.exercises import generate_exercises
 from phi1lib.synthesis.records import KEPT, split_kept
 from phi1lib.synthesis.split import heldout_units
-from phi1lib.synthesis.textbooks import TextbookSettings, generate_textbooks
+from phi1lib.synthesis.textbooks import generate_textbooks
 from phi1lib.synthesis.tokens import token_counter
 from phi1lib.teacher import JobReport, tasks
 from phi1lib.teacher.prompts import load_template
@@ -50,8 +51,10 @@ REJECTION_COLUMNS = ("rejected", "teacher_error", "code_failures", "verification
 _TEACHER_CODE = Path(__file__).resolve().parent.parent / "teacher"
 
 
+@functools.lru_cache(maxsize=1)
 def _content_digest() -> str:
-    """A hash of the offline teacher's code: its answers change when this does."""
+    """A hash of the offline teacher's code: its answers change when this does (read once per
+    process: the code a process runs does not change under it)."""
     digest = hashlib.sha256()
     files = [_TEACHER_CODE / "procedural.py", *sorted((_TEACHER_CODE / "content").rglob("*"))]
     for path in files:
@@ -64,20 +67,18 @@ def _content_digest() -> str:
 def teacher_identity(profile: Profile) -> dict[str, Any]:
     """What decides the teacher's answers: endpoint and model; for the offline teacher, also
     its mistake rate and the hash of its code."""
-    teacher = profile.section("teacher")
-    identity: dict[str, Any] = {"endpoint": teacher["endpoint"], "model": teacher["model"]}
-    if teacher["endpoint"] == "local":
-        identity.update(mistake_rate=teacher.get("mistake_rate", 0.0), code=_content_digest())
+    teacher = profile.teacher
+    identity: dict[str, Any] = {"endpoint": teacher.endpoint, "model": teacher.model}
+    if teacher.endpoint == "local":
+        identity.update(mistake_rate=teacher.mistake_rate, code=_content_digest())
     return identity
 
 
-def cache_dir(ctx: StageContext, stage: str) -> Path:
-    """Where a stage keeps the teacher's answers and the sandbox's verdicts between builds."""
-    return (
-        ctx.store.root
-        / "synthesis-cache"
-        / f"{stage}-{fingerprint(teacher_identity(ctx.profile))[:12]}"
-    )
+def cache_dir(ctx: StageContext) -> Path:
+    """Where a stage keeps the teacher's answers and the sandbox's verdicts between builds: one
+    folder per stage and teacher, since another teacher gives other answers."""
+    teacher = fingerprint(teacher_identity(ctx.profile))[:12]
+    return ctx.cache(f"synthesis/{ctx.stage.name}-{teacher}")
 
 
 def _save(records: list[dict[str, Any]], path: Path, drop: tuple[str, ...] = ()) -> None:
@@ -146,9 +147,9 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
     """Generate, execute, count, deduplicate and decontaminate the textbook sections."""
     from phi1lib.teacher import content
 
-    settings = TextbookSettings.from_profile(ctx.profile)
-    cleaning = CleaningSettings.from_profile(ctx.profile)
-    records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx, "textbooks"))
+    settings = ctx.profile.textbooks
+    cleaning = ctx.profile.cleaning
+    records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx))
     _count_tokens(records, settings.token_counter)
     generated = _reasons(records)
     dedup = remove_duplicates(records, cleaning)
@@ -228,9 +229,9 @@ def _split_heldout(records: list[dict[str, Any]], fraction: float, cleaning: Cle
 
 def build_exercises(ctx: StageContext) -> dict[str, Any]:
     """Generate and verify the exercises, clean them, and split off the held-out families."""
-    settings = ExerciseSettings.from_profile(ctx.profile)
-    cleaning = CleaningSettings.from_profile(ctx.profile)
-    records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx, "exercises"))
+    settings = ctx.profile.exercises
+    cleaning = ctx.profile.cleaning
+    records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx))
     _count_tokens(records, settings.token_counter)
     answered = [r for r in records if not r["rejected"].startswith("teacher_")]
     verified = [r for r in answered if r["verification"]]

@@ -1,7 +1,7 @@
 """Synthetic textbooks: sections written by the teacher from balanced constraints, then executed.
 
 The paper's textbooks are under 1B tokens of GPT-3.5 prose with code woven in; their diversity
-comes from constraints on the topic and the audience (paper-notes §1.1). Here each section is
+comes from constraints on the topic and the audience (paper §2.2). Here each section is
 asked for with four constraints (topic, subtopic, audience, style; see ``constraints.py``)
 through the teacher's versioned ``textbook_section`` template, and every Python block of the
 answer is executed in the sandbox (``code_blocks.py``). Sections with too few code blocks, or
@@ -32,17 +32,12 @@ class TextbookSettings:
     """The profile's ``[textbooks]`` section (chapter 2)."""
 
     n_sections: int
-    seed: int = 0
-    min_code_blocks: int = 1
-    drop_failing: bool = True
-    block_timeout_s: float = 5.0
-    workers: int = 2
-    token_counter: str = "gpt2-pieces"
-
-    @classmethod
-    def from_profile(cls, profile: Profile) -> TextbookSettings:
-        section = profile.section("textbooks")
-        return cls(**{key: section[key] for key in cls.__dataclass_fields__ if key in section})
+    seed: int
+    min_code_blocks: int
+    drop_failing: bool
+    block_timeout_s: float
+    workers: int
+    token_counter: str
 
 
 def textbook_requests(constraints: Sequence[dict[str, str]], seed: int) -> list[TeacherRequest]:
@@ -124,7 +119,7 @@ def generate_textbooks(
     ``code_fails``); and the teacher's job report. ``cache_dir`` holds the teacher's answers
     (``teacher/``) and the sandbox verdicts (``sandbox/``), so an interrupted run resumes.
     """
-    settings = TextbookSettings.from_profile(profile)
+    settings = profile.textbooks
     constraints = textbook_constraints(settings.n_sections, settings.seed)
     requests = textbook_requests(constraints, settings.seed)
     with teacher_endpoint(profile) as endpoint:

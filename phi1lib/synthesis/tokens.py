@@ -1,7 +1,7 @@
 """Counting the tokens of the synthetic datasets, with a tokenizer that does not depend on them.
 
 The paper sizes its datasets in tokens of the codegen-350M-mono tokenizer (under 1B textbook
-tokens, under 180M exercise tokens; paper-notes §1.1). The book's own ``tokenizer`` stage may be
+tokens, under 180M exercise tokens; paper §2.2). The book's own ``tokenizer`` stage may be
 *trained on* the textbooks, so counting with it here would make the textbooks depend on
 themselves. The count therefore uses a fixed, documented counter, named by the profile:
 

@@ -1,7 +1,7 @@
 """Execute generated code in the sandbox and say, for each program, whether and how it failed.
 
 The paper's exercises were never executed: GPT-3.5's output "had a high error rate" and phi-1
-learned from it anyway (paper-notes §9). This book goes one step further and runs every
+learned from it anyway (paper §6). This book goes one step further and runs every
 exercise (its solution followed by its tests) and every textbook code block in the project's
 sandbox, keeping only what runs. A failure is sorted into one *kind*:
 

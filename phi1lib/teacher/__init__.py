@@ -24,6 +24,7 @@ from phi1lib.teacher.endpoint import (
     teacher_endpoint,
 )
 from phi1lib.teacher.records import JobReport, TeacherRequest, TeacherResult
+from phi1lib.teacher.served import TeacherUnavailable
 from phi1lib.teacher.server_config import ServerConfig
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "TeacherRequest",
     "TeacherResult",
     "TeacherServerError",
+    "TeacherUnavailable",
     "run_requests",
     "run_requests_async",
     "tasks",

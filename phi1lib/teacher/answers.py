@@ -2,8 +2,10 @@
 
 The same check runs on answers from the chat endpoint and from Batch API output files, so an
 answer is accepted by one rule whichever way it came. A problem here makes the client ask
-again (a bounded number of times) and, if it persists, count the request as malformed; a
-malformed answer is never stored as a record. Introduced in the appendix on teacher endpoints.
+again (a bounded number of times, quoting the problem) and, if it persists, count the request
+as malformed; a malformed answer is never served from the cache, though its text is kept for
+a reader to see. A request with ``text_fallback`` takes an answer that is not JSON of its
+schema as plain text, for the caller to read. Introduced in the appendix on teacher endpoints.
 """
 
 from __future__ import annotations
@@ -57,10 +59,16 @@ def read_answer(request: TeacherRequest, content: str | None, finish_reason: str
         stripped = fenced.group(1)
     try:
         parsed = json.loads(stripped)
-    except json.JSONDecodeError as error:
-        return Answer(content, problem=f"not valid JSON ({error.msg} at char {error.pos})")
+    except (json.JSONDecodeError, RecursionError) as error:
+        if request.text_fallback:
+            return Answer(content)
+        where = f" at char {error.pos}" if isinstance(error, json.JSONDecodeError) else ""
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
+        return Answer(content, problem=f"not valid JSON ({reason}{where})")
     validator = schema_validator(json.dumps(request.json_schema, sort_keys=True))
     errors = sorted(validator.iter_errors(parsed), key=lambda e: list(e.absolute_path))
+    if errors and request.text_fallback:
+        return Answer(content)
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
         return Answer(

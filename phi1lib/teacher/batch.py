@@ -8,7 +8,9 @@ files, and files every answer into the same cache as the chat path, checked by t
 The ids of submitted batches are appended to ``batches.jsonl`` beside the cache, so a job that
 is interrupted while OpenAI works resumes by collecting those batches instead of paying twice.
 Answers that come back malformed, and lines that failed transiently, go into a next, smaller
-batch, up to ``malformed_retries`` more rounds. Introduced in the appendix on teacher endpoints.
+batch, up to ``malformed_retries`` more rounds; a malformed one is asked again with a
+follow-up that quotes the problem, as on the chat path. Introduced in the appendix on teacher
+endpoints.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Any
 
 import openai
 
-from phi1lib.teacher.answers import read_answer
 from phi1lib.teacher.budget import Reservation
 from phi1lib.teacher.job import TeacherJob
 from phi1lib.teacher.records import TeacherResult
@@ -141,6 +142,8 @@ class BatchRun:
         self.last: dict[int, TeacherResult] = {}  # the latest unusable outcome per request
         self.retry: set[int] = set()  # unresolved requests worth another round
         self.tries: dict[int, int] = {}
+        self.bodies: dict[int, dict[str, Any]] = {}  # the follow-up to send, after a refusal
+        self.reasks: dict[int, int] = {}
 
     async def _with_retries(self, call: Any, what: str) -> Any:
         endpoint = self.job.endpoint
@@ -161,7 +164,7 @@ class BatchRun:
         """Upload the input file(s) for ``indices`` and start their batches; return batch ids."""
         job = self.job
         lines = [
-            (i, json.dumps(batch_input_line(job.keys[i], job.bodies[i])).encode() + b"\n")
+            (i, json.dumps(batch_input_line(job.keys[i], self.body(i))).encode() + b"\n")
             for i in indices
         ]
         batch_ids = []
@@ -195,6 +198,9 @@ class BatchRun:
             )
             batch_ids.append(batch.id)
         return batch_ids
+
+    def body(self, index: int) -> dict[str, Any]:
+        return self.bodies.get(index, self.job.bodies[index])
 
     async def wait(self, batch_id: str) -> Any:
         """Poll one batch until it reaches a terminal state."""
@@ -258,16 +264,20 @@ class BatchRun:
             system_fingerprint=body.get("system_fingerprint"),
             finish_reason=finish,
         )
-        answer = read_answer(job.requests[index], content, finish)
-        result = job.answered(index, answer, usage, self.tries[index], **details)
+        answer = job.read(index, content, finish, usage)
+        reasks = self.reasks.get(index, 0)
+        result = job.answered(index, answer, usage, self.tries[index], **details, reasks=reasks)
         if answer.usable:
             self.last.pop(index, None)
             self.retry.discard(index)
             job.finish(index, result)
             del self.by_key[job.keys[index]]
         else:
+            job.keep_refused(index, result)
             self.last[index] = result
             self.retry.add(index)
+            self.reasks[index] = reasks + 1
+            self.bodies[index] = job.follow_up(self.body(index), answer)
 
     async def collect(self, batch_id: str, keys: list[str]) -> None:
         """Wait for a batch, then file its answers; unanswered keys become retryable failures."""
@@ -302,7 +312,7 @@ class BatchRun:
             admitted = []
             for index in todo:
                 reservation = job.guard.try_reserve(
-                    job.guard.estimate(job.bodies[index], job.requests[index].id)
+                    job.guard.estimate(self.body(index), job.requests[index].id)
                 )
                 if reservation is None:
                     break
@@ -323,16 +333,12 @@ class BatchRun:
             del self.by_key[key]
 
 
-async def run_batches(job: TeacherJob, pending: list[int]) -> None:
+async def run_batches(job: TeacherJob, pending: list[int], client: Any) -> None:
     """Resolve the pending requests through the Batch API (``endpoint.batch = true``)."""
-    client = job.endpoint.client()
     try:
-        try:
-            await BatchRun(job, client).run(pending)
-        except (openai.APIError, BatchFormatError) as error:
-            message = f"the Batch API failed: {describe(error)}"
-            for index in job.leaders.values():
-                if job.results[index] is None:
-                    job.finish(index, job.failed(index, message, 0, via=VIA))
-    finally:
-        await client.close()
+        await BatchRun(job, client).run(pending)
+    except (openai.APIError, BatchFormatError) as error:
+        message = f"the Batch API failed: {describe(error)}"
+        for index in job.leaders.values():
+            if job.results[index] is None:
+                job.finish(index, job.failed(index, message, 0, via=VIA))

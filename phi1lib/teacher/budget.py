@@ -98,10 +98,6 @@ class Reservation:
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def as_usage(self) -> dict[str, int]:
-        """The reservation as a usage record: what to charge when the endpoint reports none."""
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
-
 
 @dataclass
 class BudgetGuard:

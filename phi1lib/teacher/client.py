@@ -1,10 +1,14 @@
 """Run a list of teacher requests against an endpoint: the one call every stage makes.
 
-``run_requests(endpoint, requests, cache_dir=...)`` answers what the cache already holds, sends
-the rest (through the chat endpoint, or through the Batch API when ``endpoint.batch``), and
-returns a :class:`~phi1lib.teacher.records.JobReport` with one result per request, in order.
-Run it again after an interruption and it asks only for what is missing. Introduced in
-chapter 2 and the appendix on teacher endpoints.
+``run_requests(endpoint, requests, cache_dir=...)`` first checks that the endpoint serves the
+model (:mod:`phi1lib.teacher.served`: it fails at once, with the server's reason, when not),
+answers what the cache already holds, sends the rest (through the chat endpoint, or through
+the Batch API when ``endpoint.batch``), and returns a
+:class:`~phi1lib.teacher.records.JobReport` with one result per request, in order. Run it
+again after an interruption and it asks only for what is missing. A caller that can tell a
+useless answer from a good one passes ``accept``: what it refuses is asked again (and a cached
+answer it refuses is withdrawn), never kept as ``ok``. Introduced in chapter 2 and the
+appendix on teacher endpoints.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from phi1lib.teacher.endpoint import TeacherEndpoint
-from phi1lib.teacher.job import TeacherJob
+from phi1lib.teacher.job import Accept, TeacherJob
 from phi1lib.teacher.records import JobReport, TeacherRequest
+from phi1lib.teacher.served import check_served_model
 
 
 async def run_requests_async(
@@ -25,22 +30,31 @@ async def run_requests_async(
     requests: Sequence[TeacherRequest],
     cache_dir: Path | str | None = None,
     progress: bool = True,
+    accept: Accept | None = None,
 ) -> JobReport:
     """The asynchronous form of :func:`run_requests`, for callers that have an event loop."""
-    job = TeacherJob(endpoint, list(requests), cache_dir, progress)
-    pending = job.answer_from_cache()
-    await job.start_writer()
+    job = TeacherJob(endpoint, list(requests), cache_dir, progress, accept)
+    if not job.requests:
+        return job.report()
+    client = endpoint.client()
     try:
-        if pending and endpoint.batch:
-            from phi1lib.teacher.batch import run_batches
+        job.bind(await check_served_model(endpoint, client))
+        await job.start_writer()
+        try:
+            pending = job.answer_from_cache()
+            if pending and endpoint.batch:
+                from phi1lib.teacher.batch import run_batches
 
-            await run_batches(job, pending)
-        elif pending:
-            from phi1lib.teacher.online import run_online
+                await run_batches(job, pending, client)
+            elif pending:
+                from phi1lib.teacher.online import run_online
 
-            await run_online(job, pending)
+                await run_online(job, pending, client)
+        finally:
+            await job.close_writer()
     finally:
-        await job.close_writer()
+        job.bar.close()
+        await client.close()
     return job.report()
 
 
@@ -49,14 +63,19 @@ def run_requests(
     requests: Sequence[TeacherRequest],
     cache_dir: Path | str | None = None,
     progress: bool = True,
+    accept: Accept | None = None,
 ) -> JobReport:
     """Answer ``requests`` through ``endpoint``; cached answers are reused (chapter 2).
+
+    Raises :class:`~phi1lib.teacher.served.TeacherUnavailable` before anything is sent when
+    nothing answers at the endpoint, the key is refused, or the model is not served there.
+    ``accept(result)`` raising ``ValueError`` refuses an answer (see the module doc).
 
     Works from plain scripts and from Jupyter, whose kernel already runs an event loop: there
     the job runs on its own loop in a worker thread. Interrupting it (Ctrl-C, or the kernel's
     stop button) cancels the requests in flight; every answer received so far is in the cache.
     """
-    coroutine = run_requests_async(endpoint, requests, cache_dir, progress)
+    coroutine = run_requests_async(endpoint, requests, cache_dir, progress, accept)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

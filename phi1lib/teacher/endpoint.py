@@ -31,6 +31,7 @@ from phi1lib.profiles import Profile
 from phi1lib.teacher.budget import PriceTable
 from phi1lib.teacher.retry import BASE_DELAY_S, MAX_DELAY_S
 from phi1lib.teacher.server_config import ServerConfig
+from phi1lib.teacher.settings import TeacherSettings
 
 LOCAL = "local"
 LOCAL_API_KEY = "phi1-offline"
@@ -119,8 +120,9 @@ class TeacherEndpoint:
     def from_profile(
         cls, profile: Profile, base_url: str | None = None, kind: str | None = None
     ) -> TeacherEndpoint:
-        teacher = profile.section("teacher")
-        url = base_url or teacher["endpoint"]
+        """The endpoint of the profile's ``[teacher]`` section (``base_url``: a running server)."""
+        teacher = profile.teacher
+        url = base_url or teacher.endpoint
         kind = kind or (LOCAL if url == LOCAL else endpoint_kind(url))
         if url == LOCAL:
             raise EndpointError(
@@ -128,24 +130,24 @@ class TeacherEndpoint:
             )
         return cls(
             base_url=url,
-            model=teacher["model"],
+            model=teacher.model,
             api_key=_api_key(teacher, kind),
             kind=kind,
-            concurrency=int(teacher.get("concurrency", 16)),
-            timeout_s=float(teacher.get("timeout_s", 60.0)),
-            max_retries=int(teacher.get("max_retries", 6)),
-            malformed_retries=int(teacher.get("malformed_retries", 2)),
-            budget_tokens=int(teacher.get("budget_tokens", 0)),
-            budget_usd=float(teacher.get("budget_usd", 0.0)),
-            batch=bool(teacher.get("batch", False)),
-            batch_poll_s=float(teacher.get("batch_poll_s", 30.0)),
+            concurrency=teacher.concurrency,
+            timeout_s=teacher.timeout_s,
+            max_retries=teacher.max_retries,
+            malformed_retries=teacher.malformed_retries,
+            budget_tokens=teacher.budget_tokens,
+            budget_usd=teacher.budget_usd,
+            batch=teacher.batch,
+            batch_poll_s=teacher.batch_poll_s,
         )
 
 
-def _api_key(teacher: dict[str, Any], kind: str) -> str:
+def _api_key(teacher: TeacherSettings, kind: str) -> str:
     if kind == LOCAL:
         return LOCAL_API_KEY
-    variable = teacher.get("api_key_env", "OPENAI_API_KEY")
+    variable = teacher.api_key_env
     key = os.environ.get(variable)
     if key:
         return key
@@ -228,14 +230,14 @@ def teacher_endpoint(profile: Profile, **changes: Any) -> Iterator[TeacherEndpoi
     """The profile's teacher, ready to use inside the ``with`` block (chapter 2).
 
     With ``teacher.endpoint = "local"`` this starts the offline server (with the profile's
-    ``mistake_rate``, ``error_rate`` and ``latency_s``) and stops it afterwards; otherwise it
-    only checks the configuration. ``changes`` override endpoint fields (``concurrency=64``).
+    ``mistake_rate``, ``error_rate``, ``malformed_rate`` and ``latency_s``) and stops it
+    afterwards; otherwise it only checks the configuration. ``changes`` override endpoint
+    fields (``concurrency=64``).
     """
-    teacher = profile.section("teacher")
-    if teacher["endpoint"] != LOCAL:
+    if profile.teacher.endpoint != LOCAL:
         yield TeacherEndpoint.from_profile(profile).replace(**changes)
         return
-    with LocalTeacherServer(ServerConfig.from_profile_section(teacher)) as server:
+    with LocalTeacherServer(ServerConfig.for_teacher(profile.teacher)) as server:
         yield TeacherEndpoint.from_profile(profile, base_url=server.base_url, kind=LOCAL).replace(
             **changes
         )

@@ -1,9 +1,11 @@
 """The bookkeeping of one teacher job, shared by the chat path and the Batch API path.
 
 A job knows every request's body and key, answers what it can from the cache, lets identical
-requests share one answer, turns answers into results with provenance, writes each accepted
-answer to the cache as soon as it arrives (grouping the disk flushes of answers that arrive
-together), keeps the progress bar, and assembles the :class:`JobReport`. Introduced in the
+requests share one answer, checks each answer (the client's rule, then the caller's own
+``accept``), builds the follow-up that asks again after a refused answer, turns answers into
+results with provenance, writes each accepted answer to the cache as soon as it arrives
+(grouping the disk flushes of answers that arrive together) and each refused one beside it for
+a reader, keeps the progress bar, and assembles the :class:`JobReport`. Introduced in the
 appendix on teacher endpoints.
 """
 
@@ -15,16 +17,18 @@ import datetime as dt
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from phi1lib.teacher.answers import Answer
+from phi1lib.teacher.answers import Answer, read_answer
 from phi1lib.teacher.budget import BudgetGuard
+from phi1lib.teacher.cache import MALFORMED as MALFORMED_LINE
 from phi1lib.teacher.cache import ResponseCache
 from phi1lib.teacher.endpoint import TeacherEndpoint
-from phi1lib.teacher.keys import chat_body, request_key
+from phi1lib.teacher.keys import cache_key, chat_body, request_key
 from phi1lib.teacher.records import (
     FAILED,
     MALFORMED,
@@ -34,6 +38,37 @@ from phi1lib.teacher.records import (
     TeacherRequest,
     TeacherResult,
 )
+
+Accept = Callable[[TeacherResult], object]
+"""A caller's own check of an answer: it raises ``ValueError`` (or a subclass, such as the
+tasks' ``TeacherOutputError``) to refuse it; whatever it returns is ignored."""
+
+QUOTED_ANSWER_CHARS = 2000  # how much of a refused answer a follow-up quotes back
+SHOWN_ANSWER_CHARS = 120  # how much of it an error text shows
+FOLLOW_UP = (
+    "Your answer above could not be used: {problem}. Answer the task again, exactly in the "
+    "form it asks for and with nothing else."
+)
+
+
+def follow_up_body(body: dict[str, Any], text: str | None, problem: str) -> dict[str, Any]:
+    """The body that asks again after ``body`` got the refused answer ``text``.
+
+    It is never the same body as before: at temperature 0 that would buy the same answer. The
+    conversation grows by the answer and a message naming the problem with it, so the model
+    sees each of its refused answers, and the seed (when there is one) moves on by one so that
+    a sampling model draws afresh.
+    """
+    quoted = (text or "").strip()[:QUOTED_ANSWER_CHARS] or "(an empty answer)"
+    messages = [
+        *body["messages"],
+        {"role": "assistant", "content": quoted},
+        {"role": "user", "content": FOLLOW_UP.format(problem=problem.rstrip("."))},
+    ]
+    changed = {**body, "messages": messages}
+    if isinstance(body.get("seed"), int):
+        changed["seed"] = body["seed"] + 1
+    return changed
 
 
 def _now() -> str:
@@ -59,6 +94,7 @@ class TeacherJob:
         requests: list[TeacherRequest],
         cache_dir: Path | str | None,
         progress: bool,
+        accept: Accept | None = None,
     ):
         counts = Counter(request.id for request in requests)
         repeated = sorted(rid for rid, n in counts.items() if n > 1)
@@ -66,8 +102,11 @@ class TeacherJob:
             raise ValueError(f"request ids must be unique; repeated: {repeated[:10]}")
         self.endpoint = endpoint
         self.requests = list(requests)
+        self.accept = accept
         self.bodies = [chat_body(endpoint.model, request) for request in self.requests]
-        self.keys = [request_key(body) for body in self.bodies]
+        self.request_keys = [request_key(body) for body in self.bodies]
+        self.keys = list(self.request_keys)  # cache keys, once the served model is known
+        self.served: dict[str, Any] = {}
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
         self.guard = BudgetGuard(
             model=endpoint.model,
@@ -81,6 +120,7 @@ class TeacherJob:
         self.results: list[TeacherResult | None] = [None] * len(self.requests)
         self.http_requests = 0
         self.retries = 0
+        self.concurrency: dict[str, Any] = {}
         self.tally: Counter[str] = Counter()
         self.started = time.monotonic()
         self._writes: asyncio.Queue[dict[str, Any] | None] | None = None
@@ -96,38 +136,95 @@ class TeacherJob:
         )
         self.leaders: dict[str, int] = {}
         self.followers: dict[str, list[int]] = {}
+        self._group()
+
+    def _group(self) -> None:
+        self.leaders, self.followers = {}, {}
         for index, key in enumerate(self.keys):
             if key in self.leaders:
                 self.followers.setdefault(key, []).append(index)
             else:
                 self.leaders[key] = index
 
+    def bind(self, served: Any) -> None:
+        """Key the cache by what the endpoint serves (a :class:`~phi1lib.teacher.served.ServedModel`)."""
+        self.served = served.describe()
+        self.keys = [
+            cache_key(body_key, served.identity, request)
+            for body_key, request in zip(self.request_keys, self.requests, strict=True)
+        ]
+        self._group()
+        self.http_requests += served.probe_requests
+        if served.probe_usage:
+            self.guard.record_spent(served.probe_usage)
+
     # ---- the queue of work -------------------------------------------------------------------
 
     def answer_from_cache(self) -> list[int]:
-        """Fill the results the cache already holds; return the indices still to ask, in order."""
-        pending = []
+        """Fill the results the cache already holds; return the indices still to ask, in order.
+
+        A cached answer that the caller's ``accept`` now refuses is withdrawn from the cache and
+        asked again.
+        """
+        pending, revoked = [], []
         for key, index in self.leaders.items():
             record = self.cache.get(key) if self.cache is not None else None
             if record is None:
                 pending.append(index)
                 continue
             request = self.requests[index]
-            self.finish(
-                index,
-                TeacherResult(
-                    id=request.id,
-                    status=OK,
-                    text=record["text"],
-                    parsed=record.get("parsed"),
-                    usage=record.get("usage", {}),
-                    provenance=record.get("provenance", {}),
-                    cached=True,
-                    attempts=0,
-                ),
-                store=False,
+            result = TeacherResult(
+                id=request.id,
+                status=OK,
+                text=record["text"],
+                parsed=record.get("parsed"),
+                usage=record.get("usage", {}),
+                provenance=record.get("provenance", {}),
+                cached=True,
+                attempts=0,
             )
-        return pending
+            problem = self._refusal(result)
+            if problem is not None:
+                revoked.append(ResponseCache.revocation(key, record, problem))
+                pending.append(index)
+                continue
+            self.finish(index, result, store=False)
+        if revoked:
+            self.cache.append_many(revoked)
+        return sorted(pending)
+
+    # ---- checking an answer ------------------------------------------------------------------
+
+    def _refusal(self, result: TeacherResult) -> str | None:
+        if self.accept is None:
+            return None
+        try:
+            self.accept(result)
+        except ValueError as error:
+            return f"refused by the caller: {error}"
+        return None
+
+    def read(
+        self, index: int, content: str | None, finish_reason: str | None, usage: Any
+    ) -> Answer:
+        """The client's check of one answer, then the caller's ``accept``."""
+        answer = read_answer(self.requests[index], content, finish_reason)
+        if not answer.usable or self.accept is None:
+            return answer
+        candidate = TeacherResult(
+            id=self.requests[index].id,
+            status=OK,
+            text=answer.text,
+            parsed=answer.parsed,
+            usage=_usage(usage),
+            provenance=self.provenance(index),
+        )
+        problem = self._refusal(candidate)
+        return answer if problem is None else Answer(answer.text, answer.parsed, problem)
+
+    def follow_up(self, body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+        """The next body to send after ``body`` got the refused ``answer``."""
+        return follow_up_body(body, answer.text, answer.problem or "")
 
     # ---- turning answers into results ----------------------------------------------------------
 
@@ -143,7 +240,9 @@ class TeacherJob:
             "constraints": dict(request.constraints),
             "seed": request.seed,
             "params": sampling,
-            "request_key": self.keys[index],
+            "request_key": self.request_keys[index],
+            "cache_key": self.keys[index],
+            "served": self.served.get("identity", {}),
             "time": _now(),
             **details,
         }
@@ -158,15 +257,20 @@ class TeacherJob:
     ) -> TeacherResult:
         """The result for an answer (usable or not) that the endpoint returned."""
         request = self.requests[index]
+        error = answer.problem
+        if error is not None:
+            shown = (answer.text or "")[:SHOWN_ANSWER_CHARS]
+            error = f"{error}; the answer began {shown!r}" if shown else error
         return TeacherResult(
             id=request.id,
             status=OK if answer.usable else MALFORMED,
             text=answer.text if answer.usable else None,
-            parsed=answer.parsed,
-            error=answer.problem,
+            parsed=answer.parsed if answer.usable else None,
+            error=error,
             usage=_usage(usage),
             provenance=self.provenance(index, attempts=attempts, **details),
             attempts=attempts,
+            raw_text=None if answer.usable else answer.text,
         )
 
     def failed(self, index: int, error: str, attempts: int, **details: Any) -> TeacherResult:
@@ -224,6 +328,23 @@ class TeacherJob:
         )
         self.bar.update(group)
 
+    def keep_refused(self, index: int, result: TeacherResult) -> None:
+        """Write a refused answer (every one, re-asked or final) into the cache file, for a
+        reader: it is never served."""
+        if self._writes is None or result.raw_text is None:
+            return
+        self._writes.put_nowait(
+            {
+                "key": self.keys[index],
+                "id": result.id,
+                "status": MALFORMED_LINE,
+                "problem": result.error,
+                "text": result.raw_text,
+                "usage": result.usage,
+                "provenance": result.provenance,
+            }
+        )
+
     # ---- the cache writer --------------------------------------------------------------------
 
     async def start_writer(self) -> None:
@@ -267,5 +388,6 @@ class TeacherJob:
             http_requests=self.http_requests,
             retries=self.retries,
             wall_s=time.monotonic() - self.started,
-            endpoint=self.endpoint.describe(),
+            endpoint={**self.endpoint.describe(), "served": self.served},
+            concurrency=self.concurrency,
         )

@@ -25,7 +25,7 @@ import jsonschema
 from phi1lib.teacher.answers import schema_validator
 from phi1lib.teacher.keys import request_key
 from phi1lib.teacher.prompts import load_template
-from phi1lib.teacher.protocol import PromptContractError, parse_prompt
+from phi1lib.teacher.protocol import TASK_PREFIX, PromptContractError, parse_prompt
 from phi1lib.teacher.server_config import ServerConfig
 from phi1lib.teacher.tasks import EXERCISE, EXERCISE_FIELDS, JUDGE, TEXTBOOK
 from phi1lib.teacher.tokens import count_prompt_tokens, count_tokens, truncate_tokens
@@ -128,8 +128,15 @@ class ProceduralTeacher:
         users = [m["content"] for m in messages if m["role"] == "user"]
         if not users:
             raise RequestProblem(400, "there is no user message", param="messages")
+        # The task is the last user message that states one: a follow-up after a refused
+        # answer ("that could not be used, answer again") asks for the same task.
+        tasked = [
+            text
+            for text in users
+            if any(line.startswith(TASK_PREFIX) for line in text.splitlines())
+        ]
         try:
-            prompt = parse_prompt(users[-1])
+            prompt = parse_prompt(tasked[-1] if tasked else users[-1])
         except PromptContractError as error:
             raise RequestProblem(400, str(error), param="messages") from None
         if prompt.task not in TASKS:

@@ -27,7 +27,11 @@ class TeacherRequest:
     reports); the cache, however, is keyed by the request's content, so two runs that render the
     same prompt with the same parameters share the answer. ``constraints`` are the diversity knobs
     the prompt was rendered from (topic, audience, function name...); they travel into every
-    result's provenance. Introduced in chapter 2.
+    result's provenance. ``json_schema`` asks for a structured answer (sent as OpenAI's
+    ``response_format``, checked on arrival); with ``text_fallback`` an answer that is not JSON of
+    that schema is still accepted as text, for a caller that can read a free-text form too (the
+    solution judge's "Grade: 7/10"): many open servers ignore ``response_format``. Introduced in
+    chapter 2.
     """
 
     id: str
@@ -37,6 +41,7 @@ class TeacherRequest:
     params: dict[str, Any] = field(default_factory=dict)
     json_schema: dict[str, Any] | None = None
     constraints: dict[str, Any] = field(default_factory=dict)
+    text_fallback: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -61,8 +66,10 @@ class TeacherResult:
 
     ``status`` is one of ``ok``, ``failed``, ``malformed`` or ``not_run``; only ``ok`` results
     carry ``text`` (and ``parsed``, the schema-validated JSON, for structured requests) and only
-    they are ever written to the cache. ``usage`` is what this request consumed when it was
-    answered (for a cached result: when it was first answered). Introduced in chapter 2.
+    they are ever served from the cache. A ``malformed`` result keeps what the teacher said last
+    in ``raw_text``, so that a reader can see why it was refused. ``usage`` is what this request
+    consumed when it was answered (for a cached result: when it was first answered).
+    Introduced in chapter 2.
     """
 
     id: str
@@ -74,6 +81,7 @@ class TeacherResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     attempts: int = 0
+    raw_text: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +111,7 @@ class JobReport:
     retries: int
     wall_s: float
     endpoint: dict[str, Any] = field(default_factory=dict)
+    concurrency: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -138,6 +147,12 @@ class JobReport:
             f"{self.tokens:,} tokens this run (~${self.cost_usd:.4f}), "
             f"{self.http_requests} HTTP requests, {self.retries} retries, {self.wall_s:.1f} s."
         ]
+        if self.concurrency.get("lowered"):
+            lines.append(
+                f"Concurrency went down from {self.concurrency['max']} to as few as "
+                f"{self.concurrency['lowest']} requests in flight ({self.concurrency['lowered']} "
+                "times) as answers came close to the timeout."
+            )
         if self.stopped_by_budget:
             limits = []
             if self.budget_tokens:
@@ -165,6 +180,7 @@ class JobReport:
             "retries": self.retries,
             "wall_s": self.wall_s,
             "endpoint": self.endpoint,
+            "concurrency": self.concurrency,
         }
         if with_results:
             data["results"] = [result.to_dict() for result in self.results]

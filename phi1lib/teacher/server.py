@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import json
 import logging
 import signal
 import socket
@@ -30,7 +29,7 @@ from aiohttp import web
 from phi1lib.teacher.procedural import ProceduralTeacher, RequestProblem
 from phi1lib.teacher.server_batch import add_batch_routes
 from phi1lib.teacher.server_config import ServerConfig
-from phi1lib.teacher.server_service import TEACHER, TeacherService, openai_error
+from phi1lib.teacher.server_service import TEACHER, TeacherService, openai_error, read_json
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +55,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     service = request.app[TEACHER]
     service.counts["chat_requests"] += 1
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = await read_json(request)
+    except RequestProblem as problem:
         service.counts["refused"] += 1
-        return openai_error(400, "the request body is not valid JSON")
+        return openai_error(problem.status, problem.message)
     try:
         plan = service.teacher.plan(body)
     except RequestProblem as problem:
@@ -87,8 +86,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 "retry-after-ms": str(int(wait * 1000)),
             },
         )
-    if config.latency:
-        await asyncio.sleep(config.latency)
+    async with service.slot():
+        if config.latency:
+            await asyncio.sleep(config.latency)
     if fault == "server_error":
         service.counts["fault_server_error"] += 1
         status = service.dice.choice((500, 503))

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from phi1lib.teacher.procedural import RequestProblem
-from phi1lib.teacher.server_service import TEACHER, openai_error
+from phi1lib.teacher.server_service import TEACHER, openai_error, read_json
 
 CHAT_URL = "/v1/chat/completions"
 PURPOSES = ("batch", "batch_output", "fine-tune", "assistants", "user_data", "vision", "evals")
@@ -105,6 +105,9 @@ def _parse_input(data: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             line = json.loads(raw)
         except json.JSONDecodeError as error:
             problems.append({"line": number, "message": f"invalid JSON: {error.msg}"})
+            continue
+        except RecursionError:
+            problems.append({"line": number, "message": "invalid JSON: nested too deeply"})
             continue
         if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
             problems.append({"line": number, "message": "each line needs a string custom_id"})
@@ -199,9 +202,11 @@ async def _process(app: web.Application, batch: dict[str, Any]) -> None:
 async def create_batch(request: web.Request) -> web.Response:
     store = request.app[STORE]
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "the request body is not valid JSON")
+        body = await read_json(request)
+    except RequestProblem as problem:
+        return _error(problem.status, problem.message)
+    if not isinstance(body, dict):
+        return _error(400, "the request body must be a JSON object")
     file_id = body.get("input_file_id")
     if file_id not in store.files:
         return _error(400, f"input file {file_id!r} does not exist", param="input_file_id")

@@ -12,6 +12,8 @@ import argparse
 from dataclasses import dataclass, fields
 from typing import Any
 
+from phi1lib.teacher.settings import TeacherSettings
+
 LOCAL_MODEL = "phi1-procedural-teacher"
 CONTENT_MODULE = "phi1lib.teacher.content"
 
@@ -24,6 +26,7 @@ class ServerConfig:
     port: int = 0  # 0: any free port; the chosen one is printed on the first line
     model: str = LOCAL_MODEL
     latency: float = 0.0  # seconds added to every chat answer
+    slots: int = 0  # answers written at once (0: any number); the rest wait their turn
     error_rate: float = 0.0  # fraction answered 429 (with Retry-After) or 500/503
     drop_rate: float = 0.0  # fraction whose connection is closed without an answer
     malformed_rate: float = 0.0  # fraction of JSON answers with broken JSON syntax
@@ -44,6 +47,8 @@ class ServerConfig:
             raise ValueError(f"the fault rates {rates} must add up to at most 1")
         if self.latency < 0 or self.retry_after < 0:
             raise ValueError("latency and retry_after must be >= 0")
+        if self.slots < 0:
+            raise ValueError(f"slots must be >= 0, got {self.slots}")
 
     def to_args(self) -> list[str]:
         """The ``phi1 teacher serve`` flags that reproduce this configuration."""
@@ -57,6 +62,7 @@ class ServerConfig:
         helps = {
             "port": "port to listen on (0: a free one)",
             "latency": "seconds added to every chat answer",
+            "slots": "answers written at once, as a one-GPU server (0: any number)",
             "error_rate": "fraction of requests answered 429 (with Retry-After) or 500/503",
             "drop_rate": "fraction of requests whose connection is dropped",
             "malformed_rate": "fraction of JSON answers with broken syntax",
@@ -79,14 +85,14 @@ class ServerConfig:
         return cls(**{item.name: getattr(namespace, item.name) for item in fields(cls)})
 
     @classmethod
-    def from_profile_section(cls, teacher: Any, **changes: Any) -> ServerConfig:
-        """The server a profile's ``[teacher]`` section asks for (fields it names, else defaults)."""
+    def for_teacher(cls, teacher: TeacherSettings, **changes: Any) -> ServerConfig:
+        """The server a profile's ``[teacher]`` section asks for: its model, mistakes and
+        faults; the fault knobs the profile does not name stay off."""
         values = {
-            item.name: teacher[item.name]
-            for item in fields(cls)
-            if item.name in teacher and item.name not in ("host", "port")
+            "model": teacher.model,
+            "latency": teacher.latency_s,
+            "error_rate": teacher.error_rate,
+            "malformed_rate": teacher.malformed_rate,
+            "mistake_rate": teacher.mistake_rate,
         }
-        if "latency_s" in teacher:
-            values["latency"] = teacher["latency_s"]
-        values["model"] = teacher.get("model", LOCAL_MODEL)
         return cls(**{**values, **changes})

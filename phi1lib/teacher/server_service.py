@@ -7,6 +7,9 @@ does, so that any client reports it properly. Introduced in the appendix on teac
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import random
 import time
 from collections import Counter
@@ -14,8 +17,24 @@ from typing import Any
 
 from aiohttp import web
 
-from phi1lib.teacher.procedural import ChatPlan, ProceduralTeacher
+from phi1lib.teacher.procedural import ChatPlan, ProceduralTeacher, RequestProblem
 from phi1lib.teacher.server_config import ServerConfig
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body; raises a 400 :class:`RequestProblem` for one that is not JSON.
+
+    A body nested too deeply for Python's parser (``[[[[...]]]]`` a hundred thousand levels
+    deep) is bad input like any other, not an internal error.
+    """
+    try:
+        return json.loads(await request.text())
+    except UnicodeDecodeError:
+        raise RequestProblem(400, "the request body is not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise RequestProblem(400, f"the request body is not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise RequestProblem(400, "the request body is not valid JSON: nested too deeply") from None
 
 
 def openai_error(
@@ -39,10 +58,16 @@ class TeacherService:
         self.config = config
         self.teacher = teacher or ProceduralTeacher(config)
         self.dice = random.Random(config.fault_seed)
+        self._slots = asyncio.Semaphore(config.slots) if config.slots else None
         self.counts: Counter[str] = Counter()
         self.requests_by_key: Counter[str] = Counter()  # every valid request, answered or not
         self.answered_by_key: Counter[str] = Counter()
         self.started = time.time()
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager:
+        """Room to write one answer: with ``slots`` set, requests queue for it as they do in a
+        server that generates one batch at a time (the client's timeout counts the wait)."""
+        return self._slots if self._slots is not None else contextlib.nullcontext()
 
     def draw_fault(self) -> str | None:
         """One of rate_limit, server_error, drop, malformed, invalid, truncate, or None."""
@@ -62,11 +87,21 @@ class TeacherService:
         return None
 
     def model_card(self) -> dict[str, Any]:
+        """The ``/v1/models`` card: the same on every start of the same configuration.
+
+        Clients key their caches by it, so it names what shapes the answers (the content
+        module and the planted mistakes) and carries no start time: the procedural teacher has
+        no training date, hence ``created`` 0.
+        """
         return {
             "id": self.config.model,
             "object": "model",
-            "created": int(self.started),
+            "created": 0,
             "owned_by": "phi1lib",
+            "meta": {
+                "content_module": self.config.content_module,
+                "mistake_rate": self.config.mistake_rate,
+            },
         }
 
     def answer(self, plan: ChatPlan, fault: str | None) -> dict[str, Any]:

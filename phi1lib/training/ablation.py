@@ -2,15 +2,15 @@
 
 Figure 2.1 of the paper trains one architecture on (a) unfiltered code ("The Stack+"), on (b)
 CodeTextbook, and then fine-tunes (b) on CodeExercises; section 2.1 adds the filtered code alone
-(paper-notes §2, §5.3). Here the same comparison is made with the profile's model: the stages
+(paper §2.1, Figure 2.1). Here the same comparison is made with the profile's model: the stages
 ``pretrain_unfiltered`` (a), ``pretrain_filtered`` (b), ``pretrain`` (c, CodeTextbook) and
 ``finetune`` (c + CodeExercises), every pretraining run with the same number of training tokens.
 
 Each model is scored the same four ways: held-out loss on a held-out slice of CodeTextbook and
 on the held-out exercises (in nats per token; lower is better), the pass rate of its greedy
 completions of held-out exercises run against the exercises' own tests in the project sandbox,
-and HumanEval pass@1 through the evaluation chapter's harness. Introduced in chapter 4 ("The
-ablation") and used again in chapter 5.
+and HumanEval pass@1 through the evaluation chapter's harness. Introduced in chapter 4 ("Does the
+data matter? The ablation at our scale") and used again in chapter 5.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def _config(profile: Profile) -> dict[str, Any]:
 
 def _build(ctx: StageContext) -> dict[str, Any]:
     settings = ctx.profile.ablation
-    seq_len = int(ctx.profile.pretrain.seq_len)
+    seq_len = ctx.profile.pretrain.seq_len
     codetextbook = PackedSequences(ctx.inputs["tokens_codetextbook"].path / "heldout.bin", seq_len)
     exercise_tokens = PackedSequences(ctx.inputs["tokens_exercises"].path / "heldout.bin", seq_len)
     heldout_records = ctx.inputs["exercises"].dataset("heldout")
@@ -185,11 +185,11 @@ def _build(ctx: StageContext) -> dict[str, Any]:
             codetextbook_heldout=codetextbook,
             exercises_heldout=exercise_tokens,
             problems=problems,
-            humaneval_limit=int(settings.humaneval_limit),
-            heldout_sequences=int(settings.heldout_sequences),
-            max_new_tokens=int(settings.max_new_tokens),
-            batch_size=int(settings.batch_size),
-            workers=int(settings.workers),
+            humaneval_limit=settings.humaneval_limit,
+            heldout_sequences=settings.heldout_sequences,
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.batch_size,
+            workers=settings.workers,
         )
         training = artifact.json("training.json")
         rows.append(

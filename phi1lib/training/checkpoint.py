@@ -5,8 +5,8 @@ A checkpoint is a folder ``checkpoints/step-00001200`` written by ``accelerate``
 every process; DeepSpeed and FSDP write their own sharded formats through the same call) plus our
 ``trainer_state.json`` (the step, which fixes the data position, and the running counters). It is
 written under a temporary name and renamed only when complete, so a kill during the write leaves
-the previous checkpoint as the newest one. Introduced in chapter 4 ("Checkpoints and exact
-resume").
+the previous checkpoint as the newest one. Introduced in chapter 4 ("Checkpoints, exact resume,
+and many GPUs").
 """
 
 from __future__ import annotations

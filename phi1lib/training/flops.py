@@ -7,7 +7,7 @@ included), ``L`` is the number of layers, ``d`` the width and ``T`` the sequence
 term is attention's score and value products, counted without the causal-mask saving.
 Model FLOPs utilisation (MFU) divides the achieved model FLOP/s by the hardware's peak: the dense
 bf16 peak of a GPU, or on a CPU the same machine's measured fp32 matrix-multiply rate.
-Introduced in chapter 4 ("How fast is fast?").
+Introduced in chapter 4 ("Pretraining phi-1-base").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 At the book's small scales held-out loss is the most sensitive signal of what a dataset taught:
 it moves long before a pass rate does. We compute it on the held-out slice of CodeTextbook
 (documents chosen by a hash of their text, see ``packing.heldout_document``) and on the packed
-held-out exercises. Introduced in chapter 4 ("Held-out loss").
+held-out exercises. Introduced in chapter 4 ("Pretraining phi-1-base").
 """
 
 from __future__ import annotations

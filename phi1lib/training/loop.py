@@ -1,6 +1,6 @@
 """One training loop for every profile: a 2-core CPU, one GPU, or many GPUs on many nodes.
 
-The loop is the paper's recipe (paper-notes §4): AdamW, a linear warmup then a linear decay of the
+The loop is the paper's recipe (paper §2.3): AdamW, a linear warmup then a linear decay of the
 learning rate, weight decay, gradient clipping, gradient accumulation up to a global batch of
 sequences, dropout, and mixed precision on GPUs (bf16, or fp16 with a gradient scaler as the
 paper used). Scale-out is left to existing engines through Hugging Face ``accelerate``: the same
@@ -28,7 +28,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,17 @@ PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The knobs of one training phase; a profile's ``[pretrain]`` or ``[finetune]`` section."""
+    """The knobs of one training phase; a profile's ``[finetune]`` section (``[pretrain]`` adds
+    one more, see ``PretrainSettings``)."""
 
     seq_len: int
     global_batch: int
     micro_batch: int
     steps: int
+    # The length of the planned run that shapes the learning-rate schedule, when training stops
+    # before its end (0: ``steps``): the paper scheduled 36k steps and kept the 24k-step
+    # checkpoint (§2.3).
+    schedule_steps: int
     lr: float
     warmup_steps: int
     min_lr_ratio: float
@@ -75,25 +80,14 @@ class TrainSettings:
     eval_sequences: int
     checkpoint_every: int
     keep_checkpoints: int
-    # The length of the planned run that shapes the learning-rate schedule, when training stops
-    # before its end: the paper scheduled 36k steps and kept the 24k-step checkpoint (§2.3).
-    schedule_steps: int | None = None
 
-    @classmethod
-    def from_section(cls, section: dict[str, Any], **overrides: Any) -> TrainSettings:
-        """Read the fields this class needs from a profile section (other fields are ignored)."""
-        values = {**section, **overrides}
-        missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
-        if missing:
-            raise ValueError(f"training settings are missing {', '.join(missing)}")
-        settings = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
-        if settings.precision not in PRECISIONS:
-            raise ValueError(f"precision {settings.precision!r} is not one of {sorted(PRECISIONS)}")
-        if settings.schedule_steps is not None and settings.schedule_steps < settings.steps:
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {sorted(PRECISIONS)}")
+        if self.schedule_steps and self.schedule_steps < self.steps:
             raise ValueError(
-                f"schedule_steps ({settings.schedule_steps}) is shorter than steps ({settings.steps})"
+                f"schedule_steps ({self.schedule_steps}) is shorter than steps ({self.steps})"
             )
-        return settings
 
     @property
     def tokens_per_step(self) -> int:
@@ -109,7 +103,7 @@ def learning_rate_factor(step: int, *, warmup: int, total: int, min_ratio: float
     """The multiple of the peak learning rate at optimizer step ``step`` (counted from 0).
 
     Linear warmup over ``warmup`` steps, then linear decay to ``min_ratio`` at ``total`` steps, the
-    paper's shape (it does not say where the decay ends; paper-notes §4). Chapter 4.
+    paper's shape (it does not say where the decay ends; paper §2.3). Chapter 4.
     """
     if step < warmup:
         return (step + 1) / warmup

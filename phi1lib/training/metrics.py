@@ -3,7 +3,7 @@
 The CSV is what the chapters plot (it needs nothing but pandas to read); TensorBoard is what a
 reader watching a long GPU run opens in a browser (``tensorboard --logdir runs/``). A resumed run
 first cuts both back to the checkpoint it resumes from, so the log never holds the steps the
-killed run did after its last checkpoint twice. Introduced in chapter 4 ("Watching a run").
+killed run did after its last checkpoint twice. Introduced in chapter 4 ("Pretraining phi-1-base").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Packing: documents joined by ``<|endoftext|>``, tokenized once, cut into fixed-length sequences.
 
 The paper concatenates all files of a dataset into one stream, with ``<|endoftext|>`` between
-them, and cuts the stream into 2048-token sequences (paper-notes §4). No token is wasted on
+them, and cuts the stream into 2048-token sequences (paper §2.3). No token is wasted on
 padding, and no document needs truncating: a long file simply continues in the next sequence.
 We tokenize each corpus once into a flat binary file of token ids (``uint16`` when the vocabulary
 fits, else ``uint32``) and read it through a NumPy memory map, so a training step touches only

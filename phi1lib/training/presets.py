@@ -1,6 +1,6 @@
 """The model family: phi-1's architecture at every scale, on ``transformers``' ``PhiForCausalLM``.
 
-phi-1 is a plain decoder-only transformer in the CodeGen layout (paper-notes §3): one LayerNorm per
+phi-1 is a plain decoder-only transformer in the CodeGen layout (paper §2.3): one LayerNorm per
 block feeding attention and MLP *in parallel*, rotary position embeddings on half of each head,
 biases everywhere, a GELU MLP four times wider than the model, and an output layer that is not
 tied to the input embedding. ``transformers`` implements exactly this as ``PhiForCausalLM``; a
@@ -42,9 +42,9 @@ class ModelPreset:
 
 
 PRESETS: dict[str, ModelPreset] = {
-    # The released microsoft/phi-1 configuration (paper-notes §3.1, §3.3).
+    # The released microsoft/phi-1 configuration (paper §2.3; the model's config.json on the hub).
     "phi-1": ModelPreset(layers=24, hidden=2048, mlp=8192, heads=32),
-    # The paper's 350M model (paper-notes §3.1).
+    # The paper's 350M model (paper §2.3).
     "phi-1-small": ModelPreset(layers=20, hidden=1024, mlp=4096, heads=16),
     # One modern GPU for a few hours: a GPT-2-small-sized member of the family.
     "gpu": ModelPreset(layers=12, hidden=768, mlp=3072, heads=12),
@@ -54,7 +54,7 @@ PRESETS: dict[str, ModelPreset] = {
     "smoke": ModelPreset(layers=2, hidden=64, mlp=256, heads=2, max_positions=512),
 }
 
-PHI1_VOCAB_SIZE = 51_200  # the embedding rows of microsoft/phi-1 (paper-notes §3.3)
+PHI1_VOCAB_SIZE = 51_200  # the embedding rows of microsoft/phi-1 (its config.json)
 
 
 def get_preset(name: str) -> ModelPreset:
@@ -86,7 +86,7 @@ def build_config(
 ) -> PhiConfig:
     """A ``PhiConfig`` for a preset; ``dropout`` sets the attention, residual and embedding rates.
 
-    The paper trained with attention and residual dropout 0.1 (paper-notes §4); the released
+    The paper trained with attention and residual dropout 0.1 (paper §2.3); the released
     configuration sets them to 0 for inference. Chapter 4.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset

@@ -16,7 +16,6 @@ import pandas as pd
 
 from phi1lib.paper import ARCHITECTURE, FILTER_ABLATION_350M, HYPERPARAMETERS, PHI1_FAMILY
 from phi1lib.profiles import Profile, load_profile
-from phi1lib.training.loop import TrainSettings
 from phi1lib.training.presets import (
     PHI1_VOCAB_SIZE,
     build_config,
@@ -37,7 +36,7 @@ def preset_table(profiles: Iterable[str] = ("smoke", "tiny", "gpu", "phi-1-small
     for name in profiles:
         profile = load_profile(name, use_env=False)
         preset = get_preset(profile.model.preset)
-        vocab = int(profile.model.vocab_size) or _rounded(profile.tokenizer.vocab_size)
+        vocab = profile.model.vocab_size or _rounded(profile.tokenizer.vocab_size)
         counts = parameter_counts(build_config(preset, vocab))
         rows.append(
             {
@@ -121,24 +120,21 @@ def recipe_table(phase: str, profiles: Iterable[Profile | str] = ("tiny", "phi-1
     for label, ours, theirs in _RECIPE_FIELDS:
         row = {"": label, "paper": paper[theirs]}
         for profile in loaded:
-            row[f"profile {profile.name}"] = profile.section(phase)[ours]
+            row[f"profile {profile.name}"] = getattr(profile.settings(phase), ours)
         rows.append(row)
     steps = paper.get("steps_kept", paper.get("steps"))
     rows.append(
         {
             "": "steps",
             "paper": steps,
-            **{f"profile {p.name}": p.section(phase)["steps"] for p in loaded},
+            **{f"profile {p.name}": p.settings(phase).steps for p in loaded},
         }
     )
     rows.append(
         {
             "": "schedule length (steps)",
             "paper": paper.get("steps_planned", steps),
-            **{
-                f"profile {p.name}": TrainSettings.from_section(p.section(phase)).planned_steps
-                for p in loaded
-            },
+            **{f"profile {p.name}": p.settings(phase).planned_steps for p in loaded},
         }
     )
     rows.append(
@@ -152,8 +148,8 @@ def recipe_table(phase: str, profiles: Iterable[Profile | str] = ("tiny", "phi-1
 
 
 def _tokens(profile: Profile, phase: str) -> str:
-    section = profile.section(phase)
-    tokens = section["steps"] * section["global_batch"] * section["seq_len"]
+    settings = profile.settings(phase)
+    tokens = settings.steps * settings.global_batch * settings.seq_len
     return f"{tokens / 1e9:.1f}B" if tokens >= 1e9 else f"{tokens / 1e6:.2f}M"
 
 

@@ -4,7 +4,7 @@ The training loop logs its own speed, but choosing a preset (chapter 4's sweep) 
 speed target (``benchmarks/bench_training.py``) needs a measurement that is quick, repeatable and
 independent of the data: random token ids, the real model, the real optimizer, the same
 micro-batch, timed after warm-up (which includes ``torch.compile``'s compilation).
-Introduced in chapter 4 ("How fast is fast?").
+Introduced in chapter 4 ("Choosing the tiny preset").
 """
 
 from __future__ import annotations

@@ -10,11 +10,13 @@
 ``pretrain_unfiltered``  the same model and token budget on the unfiltered code
 ``finetune``             phi-1: ``pretrain`` fine-tuned on CodeExercises
 
-A training stage trains in a work folder beside the run store
-(``runs/<profile>/.work/<stage>-<fingerprint>/``) that survives interruptions, so building the
-stage again resumes from the newest checkpoint; the finished stage holds ``model/`` (model and
-tokenizer, ``save_pretrained``), ``metrics.csv``, ``tensorboard/`` and ``training.json``.
-Introduced in chapter 4 ("The training stages").
+A training stage trains in its context's work folder
+(``runs/<profile>/.work/<stage>-<fingerprint>/``), which survives interruptions, so building the
+stage again resumes from the newest checkpoint; under a multi-process launch every process
+trains in it together. The finished stage holds
+``model/`` (model and tokenizer, ``save_pretrained``), ``metrics.csv``, ``tensorboard/`` and
+``training.json``.
+Introduced in chapter 4 ("Pretraining phi-1-base").
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from phi1lib.pipeline import Stage, StageContext, stage_fingerprint
+from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact
-from phi1lib.training.loop import TrainSettings, train
+from phi1lib.training.loop import train
 from phi1lib.training.packing import PackedSequences, heldout_document, write_token_file
 from phi1lib.training.presets import build_config, get_preset, padded_vocab_size
 from phi1lib.training.tokenizer import (
@@ -42,7 +44,6 @@ from phi1lib.training.tokenizer import (
 CODETEXTBOOK_PARTS = ("filtered_code", "textbooks")
 TRAIN_FILE = "train.bin"
 HELDOUT_FILE = "heldout.bin"
-WORK_FOLDER = ".work"
 
 
 class CorpusRecordError(ValueError):
@@ -75,7 +76,7 @@ def _count(artifact: Artifact, dataset: str = "data") -> int:
 
 
 def _heldout_fraction(profile: Profile) -> float:
-    return float(profile.pretrain.heldout_fraction)
+    return profile.pretrain.heldout_fraction
 
 
 # ---------------------------------------------------------------------------------- tokenizer
@@ -217,7 +218,7 @@ TOKENS_EXERCISES = Stage(
 
 def model_config(profile: Profile, tokenizer):
     """The ``PhiConfig`` of the profile's preset, sized for the tokenizer (chapter 4)."""
-    vocab = int(profile.model.vocab_size) or padded_vocab_size(len(tokenizer))
+    vocab = profile.model.vocab_size or padded_vocab_size(len(tokenizer))
     if vocab < len(tokenizer):
         raise ValueError(
             f"model.vocab_size {vocab} is smaller than the tokenizer ({len(tokenizer)})"
@@ -235,38 +236,27 @@ def _model_section(profile: Profile) -> dict[str, Any]:
     return {**profile.section("model"), "sizes": get_preset(profile.model.preset).to_dict()}
 
 
-def work_folder(ctx_store_root: Path, stage: Stage, profile: Profile, inputs) -> Path:
-    """Where a training stage keeps checkpoints and logs while it runs (keyed by its fingerprint)."""
-    return (
-        ctx_store_root / WORK_FOLDER / f"{stage.name}-{stage_fingerprint(stage, profile, inputs)}"
-    )
-
-
 def export_run(workdir: Path, out: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Move the finished model into the artifact, copy the logs, drop the checkpoints."""
+    """Move the finished model into the artifact and copy the logs (the checkpoints stay behind,
+    in the work folder that the pipeline removes once the stage is stored)."""
     shutil.move(str(workdir / "final"), str(out / "model"))
     shutil.copy2(workdir / "metrics.csv", out / "metrics.csv")
     if (workdir / "tensorboard").exists():
         shutil.copytree(workdir / "tensorboard", out / "tensorboard")
     (out / "training.json").write_text(json.dumps(dict(summary), indent=2))
-    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
     keys = ("steps", "tokens", "final_loss", "final_heldout_loss", "tokens_per_s", "mfu")
     return {key: summary[key] for key in keys if key in summary}
 
 
-def run_training(
-    stage: Stage, profile: Profile, inputs: Mapping[str, Artifact], store_root: Path
-) -> tuple[Path, dict[str, Any]]:
-    """Train the model of a training stage in its work folder; every process of a launch calls this.
-
-    Returns the work folder and the run's summary (chapter 4).
-    """
-    workdir = work_folder(store_root, stage, profile, inputs)
-    spec = TRAINING_RUNS[stage.name]
-    settings = TrainSettings.from_section(profile.section(spec["phase"]))
-    if spec["phase"] == "pretrain":
+def _train(ctx: StageContext, phase: str, data: str) -> dict[str, Any]:
+    """Train the stage's model in its work folder (every process of a launch calls this) and
+    return the run's summary: ``phase`` is the profile section it trains with, ``data`` the
+    packed corpus it reads (chapter 4)."""
+    settings = ctx.profile.settings(phase)
+    inputs = ctx.inputs
+    if phase == "pretrain":
         tokenizer = tokenizer_of(inputs["tokenizer"])
-        init = model_config(profile, tokenizer)
+        init = model_config(ctx.profile, tokenizer)
         heldout = PackedSequences(
             inputs["tokens_codetextbook"].path / HELDOUT_FILE, settings.seq_len
         )
@@ -274,26 +264,27 @@ def run_training(
         init = inputs["pretrain"].path / "model"
         tokenizer = load_tokenizer(init)
         heldout = PackedSequences(inputs["tokens_exercises"].path / HELDOUT_FILE, settings.seq_len)
-    data = PackedSequences(inputs[spec["data"]].path / TRAIN_FILE, settings.seq_len)
-    summary = train(
+    return train(
         init=init,
         tokenizer=tokenizer,
-        train_data=data,
+        train_data=PackedSequences(inputs[data].path / TRAIN_FILE, settings.seq_len),
         heldout_data=heldout,
         settings=settings,
-        workdir=workdir,
-        description=stage.name,
+        workdir=ctx.work,
+        description=ctx.stage.name,
     )
-    return workdir, summary
 
 
-def _training_stage(name: str, needs: tuple[str, ...], description: str) -> Stage:
-    phase = TRAINING_RUNS[name]["phase"]
+def _training_stage(
+    name: str, *, phase: str, data: str, needs: tuple[str, ...], description: str
+) -> Stage:
+    """A stage that trains the profile's model with section ``phase`` on the corpus ``data``."""
 
     def build(ctx: StageContext) -> dict[str, Any]:
-        stage = _STAGES_BY_NAME[name]
-        workdir, summary = run_training(stage, ctx.profile, ctx.inputs, ctx.store.root)
-        return export_run(workdir, ctx.out, summary)
+        summary = _train(ctx, phase, data)
+        if not ctx.main_process:
+            return {}  # the main process of the launch stores what they trained together
+        return export_run(ctx.work, ctx.out, summary)
 
     def config(profile: Profile) -> dict[str, Any]:
         values = {phase: profile.section(phase)}
@@ -304,38 +295,41 @@ def _training_stage(name: str, needs: tuple[str, ...], description: str) -> Stag
     # version 2: held-out loss is logged on sequences spread over the whole held-out file
     # version 3: a CPU's MFU uses the better of two ceiling measurements (before, after training)
     return Stage(
-        name=name, build=build, config=config, needs=needs, version=3, description=description
+        name=name,
+        build=build,
+        config=config,
+        needs=needs,
+        version=3,
+        description=description,
+        collective=True,
     )
 
 
-# stage -> which profile section it trains with, and which packed corpus it reads
-TRAINING_RUNS = {
-    "pretrain": {"phase": "pretrain", "data": "tokens_codetextbook"},
-    "pretrain_filtered": {"phase": "pretrain", "data": "tokens_filtered_code"},
-    "pretrain_unfiltered": {"phase": "pretrain", "data": "tokens_raw_code"},
-    "finetune": {"phase": "finetune", "data": "tokens_exercises"},
-}
-
 PRETRAIN = _training_stage(
     "pretrain",
-    ("tokenizer", "tokens_codetextbook"),
-    "phi-1-base: the profile's model pretrained on CodeTextbook",
+    phase="pretrain",
+    data="tokens_codetextbook",
+    needs=("tokenizer", "tokens_codetextbook"),
+    description="phi-1-base: the profile's model pretrained on CodeTextbook",
 )
 PRETRAIN_FILTERED = _training_stage(
     "pretrain_filtered",
-    ("tokenizer", "tokens_filtered_code", "tokens_codetextbook"),
-    "ablation (b): the same model and token budget on the filtered code alone",
+    phase="pretrain",
+    data="tokens_filtered_code",
+    needs=("tokenizer", "tokens_filtered_code", "tokens_codetextbook"),
+    description="ablation (b): the same model and token budget on the filtered code alone",
 )
 PRETRAIN_UNFILTERED = _training_stage(
     "pretrain_unfiltered",
-    ("tokenizer", "tokens_raw_code", "tokens_codetextbook"),
-    "ablation (a): the same model and token budget on the unfiltered code",
+    phase="pretrain",
+    data="tokens_raw_code",
+    needs=("tokenizer", "tokens_raw_code", "tokens_codetextbook"),
+    description="ablation (a): the same model and token budget on the unfiltered code",
 )
 FINETUNE = _training_stage(
     "finetune",
-    ("pretrain", "tokens_exercises"),
-    "phi-1: phi-1-base fine-tuned on CodeExercises",
+    phase="finetune",
+    data="tokens_exercises",
+    needs=("pretrain", "tokens_exercises"),
+    description="phi-1: phi-1-base fine-tuned on CodeExercises",
 )
-_STAGES_BY_NAME = {
-    stage.name: stage for stage in (PRETRAIN, PRETRAIN_FILTERED, PRETRAIN_UNFILTERED, FINETUNE)
-}

@@ -1,6 +1,6 @@
 """The tokenizer: the paper's (CodeGen's) when the hub is reachable, else a BPE trained on CodeTextbook.
 
-phi-1 reuses the tokenizer of ``Salesforce/codegen-350M-mono`` (paper-notes §3.1): GPT-2's
+phi-1 reuses the tokenizer of ``Salesforce/codegen-350M-mono`` (paper §2.3): GPT-2's
 byte-level BPE plus tokens for runs of whitespace, about 50k entries. Offline we train the same
 kind of tokenizer ourselves, a byte-level BPE from the ``tokenizers`` library, on the training
 documents of CodeTextbook, with the same ``<|endoftext|>`` separator. A small vocabulary is also

@@ -22,17 +22,17 @@ CHAT_STOPS = ("\nStudent:", "\nSTUDENT:", "\nQuestion:")
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """How the suite is run; the profile's ``[probes]`` section fills it (chapter 7)."""
+    """The profile's ``[probes]`` section: how the suite is answered and checked, whether the
+    answers are graded, how differences are resampled, which other sizes join (chapter 7)."""
 
-    max_new_tokens: int = 128
-    batch_size: int = 16
-    workers: int = 2
-    timeout_s: float = 5.0
-
-    @classmethod
-    def from_section(cls, section: dict) -> ProbeSettings:
-        fields = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in section.items() if key in fields})
+    max_new_tokens: int
+    batch_size: int
+    workers: int
+    timeout_s: float
+    judge: bool
+    bootstrap_resamples: int
+    compare_profiles: list[str]
+    seed: int
 
 
 def stops_for(probe: Probe) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """The offline teacher's procedural content: what the local teacher server writes.
 
-phi-1's synthetic data was written by GPT-3.5 (paper-notes §1). Offline, the project's own
+phi-1's synthetic data was written by GPT-3.5 (paper §2.2). Offline, the project's own
 OpenAI-compatible server answers instead, and this package is its "model": a deterministic,
 procedural writer that is honest about what it is. Its parts, each in its own module:
 

@@ -1,8 +1,8 @@
 """Run a small snippet of Python in-process, capture what it prints, and stop it if it runs away.
 
 The procedural teacher never writes an output by hand: every code example in a textbook section
-and every expected value in an exercise test comes from executing the code (chapter 2, "A teacher
-you can read"). Snippets here are our own curated templates or their deliberately broken mutants,
+and every expected value in an exercise test comes from executing the code (the appendix on
+teacher endpoints, "The offline teacher"). Snippets here are our own curated templates or their deliberately broken mutants,
 so an in-process run is enough; the sandbox for untrusted model output lives elsewhere.
 
 Two choices keep this safe to call from many server threads at once:

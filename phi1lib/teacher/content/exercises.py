@@ -1,7 +1,7 @@
 """Exercise families: parameterised generators of HumanEval-style exercises.
 
 phi-1's CodeExercises are a function signature, a docstring that states the task, and a
-solution; their diversity came mainly from constraints on the function names (paper-notes §1.1).
+solution; their diversity came mainly from constraints on the function names (paper §2.2).
 A family here is one task (count the vowels of a string, merge two sorted lists, ...) written as
 data in ``families/*.toml``: the function names it answers to, typed parameters with alternative
 names and an input generator each (``inputs.py``), wordings of the task, one or more reference

@@ -5,7 +5,8 @@ A family in ``families/*.toml`` names a generator for each parameter, for exampl
 is called as ``generator(rng, previous, *args)``, where ``previous`` holds the arguments already
 made for this test case, so that a value can depend on an earlier one (a target that is in the
 list half of the time, an anagram of the first word). Expected results are never written here:
-the family's reference solution computes them (chapter 2, "Exercises that check themselves").
+the family's reference solution computes them (the appendix on teacher endpoints, "The offline
+teacher").
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The procedural judge: an additive 0-5 rubric for the educational value of a code file.
 
 The paper asked GPT-4 how much a snippet would help a student learning *basic* programming
-concepts (paper-notes §2), and described what made standard code poor teaching material
-(paper-notes §1.2): it is not self-contained, it is mostly boilerplate (constants, parameters,
+concepts (paper §2.1), and described what made standard code poor teaching material
+(paper §2): it is not self-contained, it is mostly boilerplate (constants, parameters,
 GUI setup), its logic is buried in long, undocumented functions. This judge turns those words
 into measurable features of the code and scores them with the same additive rubric that the
-teacher's ``judge_educational_value`` prompt gives a real LLM (in the spirit of FineWeb-Edu,
-paper-notes §10.3): start at 0, add one point per criterion met, in order, and stop at the first
-criterion that is not met.
+teacher's ``judge_educational_value`` prompt gives a real LLM (in the spirit of FineWeb-Edu's
+annotation prompt, Penedo et al. 2024): start at 0, add one point per criterion met, in order,
+and stop at the first criterion that is not met.
 
 1. **Real content** - the code parses (a file cut short for the judge counts when the part before
    the cut parses and covers at least half of it) and has at least 3 lines of code.

@@ -1,7 +1,7 @@
 """Plausible bugs: what the procedural teacher does to a fraction of its exercise answers.
 
 The paper's synthetic exercises came from GPT-3.5, whose output "had a high error rate"
-(paper-notes §9), and the model still learned from them. The offline teacher reproduces that
+(paper §6), and the model still learned from them. The offline teacher reproduces that
 condition on purpose: the server passes a ``--mistake-rate`` fraction of its exercises through
 ``inject_mistake``, so that the synthesis chapter's execution check has real errors to catch.
 

@@ -1,7 +1,7 @@
 """The textbook writer: one markdown section per (topic, subtopic, audience, style, seed).
 
 The paper's synthetic textbooks are prose with code woven in, and their diversity comes from
-prompts that vary the topic and the target audience (paper-notes §1.1). This writer does the same
+prompts that vary the topic and the target audience (paper §2.2). This writer does the same
 procedurally: the topic's prose and code templates come from the concept library
 (``topics/*.toml``), the connective prose from ``phrases.toml``, the example values from
 ``vocab.py``. The audience decides how much is said (analogies for young learners, internals for
