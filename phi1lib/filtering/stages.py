@@ -74,7 +74,11 @@ def build_code_corpus(ctx: StageContext) -> dict[str, Any]:
         local = sample_files(local_python_files(), corpus["max_files"], corpus["seed"])
     engine.run(reading_steps(corpus, local, work, engine), work, stage="code_corpus")
     records = save_shards(
-        work / "records", _features(CORPUS_COLUMNS), ctx.out / "data", work / "arrow"
+        work / "records",
+        _features(CORPUS_COLUMNS),
+        ctx.out / "data",
+        work / "arrow",
+        ctx.fingerprint,
     )
     reasons = Counter(records["skip_reason"])
     del records
@@ -98,7 +102,9 @@ def build_raw_code(ctx: StageContext) -> dict[str, Any]:
     work = ctx.work
     steps = dedup_steps(corpus_path, work, dedup, engine=engine, token_counter=token_counter)
     engine.run(steps, work, stage="raw_code")
-    kept = save_shards(work / "kept", _features(KEPT_COLUMNS), ctx.out / "data", work / "arrow")
+    kept = save_shards(
+        work / "kept", _features(KEPT_COLUMNS), ctx.out / "data", work / "arrow", ctx.fingerprint
+    )
     corpus = load_from_disk(str(corpus_path))
     reader = DatasetReader(corpus_path)
     found = Duplicates.load(
@@ -336,9 +342,15 @@ def build_filtered_code(ctx: StageContext) -> dict[str, Any]:
     )
     engine.run(steps, work, stage="filtered_code")
     scores = save_shards(
-        work / "scores", _features(SCORE_COLUMNS), ctx.out / "scores", work / "arrow"
+        work / "scores",
+        _features(SCORE_COLUMNS),
+        ctx.out / "scores",
+        work / "arrow",
+        ctx.fingerprint,
     )
-    kept = save_shards(work / "kept", _features(SCORED_COLUMNS), ctx.out / "data", work / "arrow")
+    kept = save_shards(
+        work / "kept", _features(SCORED_COLUMNS), ctx.out / "data", work / "arrow", ctx.fingerprint
+    )
     if len(scores) != raw.counts["files"]:
         raise RuntimeError(f"filtered_code: {len(scores)} scores for {raw.counts['files']} files")
     tokens = np.asarray(scores["tokens"], dtype=np.int64)

@@ -344,23 +344,31 @@ def _blocks(documents: DocumentsPipeline, block: int) -> Iterator[tuple[int, lis
         yield start, members
 
 
-def save_shards(folder: Path, features: Any, target: Path, cache: Path) -> Any:
+def save_shards(folder: Path, features: Any, target: Path, cache: Path, fingerprint: str) -> Any:
     """Lay the tasks' Parquet files end to end (task order) as one dataset ``save_to_disk``-ed.
 
     This is how a stage turns its tasks' output into the run-store artifact the chapters read.
-    A task with nothing to write leaves no file. The rows go through a generator rather than
-    ``Dataset.from_parquet``, whose fingerprint (saved in ``state.json``) would follow the
-    files' modification times, so that a stage built twice writes the same bytes.
+    A task with nothing to write leaves no file. ``fingerprint`` (the stage's, with the artifact's
+    name) becomes the dataset's: one derived from the files would follow their paths and
+    modification times into ``state.json``, and a stage built twice would not write the same bytes.
     """
     from datasets import Dataset
 
+    from phi1lib.runstore import fingerprint as digest
+
+    key = digest({"stage": fingerprint, "artifact": Path(target).name})
     files = sorted(str(path) for path in Path(folder).glob("*.parquet"))
     if files:
         dataset = Dataset.from_generator(
-            _parquet_rows, gen_kwargs={"files": files}, features=features, cache_dir=str(cache)
+            _parquet_rows,
+            gen_kwargs={"files": files},
+            features=features,
+            cache_dir=str(cache),
+            fingerprint=key,
         )
     else:
         dataset = Dataset.from_dict({name: [] for name in features}, features=features)
+        dataset._fingerprint = key
     dataset.save_to_disk(str(target))
     return dataset
 
