@@ -37,3 +37,42 @@ def runs_root(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "runs"
     monkeypatch.setenv("PHI1_RUNS", str(root))
     return root
+
+
+@pytest.fixture
+def deep_folders(tmp_path):
+    """Make ``depth`` nested folders under a base folder, and remove them again after the test.
+
+    Python 3.11's ``shutil.rmtree`` recurses, so a tree this deep left in pytest's temporary
+    folder makes a later session's clean-up of old temporary folders fail with RecursionError.
+    """
+    made: list[Path] = []
+
+    def make(base: Path, depth: int, name: str = "d") -> Path:
+        made.append(base / name)
+        deep = base
+        for _ in range(depth):
+            deep = deep / name
+            deep.mkdir()
+        return deep
+
+    yield make
+    for top in made:
+        # Delete bottom-up with no recursion: the deepest folder first.
+        chain = [top]
+        while chain:
+            folder = chain[-1]
+            children = (
+                [p for p in folder.iterdir()] if folder.is_dir() and not folder.is_symlink() else []
+            )
+            subfolders = [p for p in children if p.is_dir() and not p.is_symlink()]
+            if subfolders:
+                chain.append(subfolders[0])
+                continue
+            for child in children:
+                child.unlink()
+            if folder.is_symlink() or folder.is_file():
+                folder.unlink()
+            elif folder.exists():
+                folder.rmdir()
+            chain.pop()

@@ -292,17 +292,15 @@ def test_phi1_filter_scores_reports_and_resumes(smoke_run, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_phi1_filter_skips_fifos_devices_and_deep_trees(smoke_run, tmp_path):
+def test_phi1_filter_skips_fifos_devices_and_deep_trees(smoke_run, tmp_path, deep_folders):
     """A FIFO would block, /dev/zero never ends, 1,200 folders overflowed a recursive walk."""
     import os
 
     from phi1lib.cli import main
 
-    project = deep = tmp_path / "hostile"
+    project = tmp_path / "hostile"
     project.mkdir()
-    for _ in range(1200):
-        deep = deep / "d"
-        deep.mkdir()
+    deep = deep_folders(project, 1200)
     (deep / "good.py").write_text(GOOD)
     os.mkfifo(project / "x.py")
     (project / "zero.py").symlink_to("/dev/zero")

@@ -225,11 +225,8 @@ def test_only_regular_files_are_read(tmp_path):
     assert corpus.read_python_file(tmp_path / "zero.py", 0)[2] == "binary"  # no size limit
 
 
-def test_the_walk_is_iterative_and_does_not_follow_links_to_folders(tmp_path):
-    deep = tmp_path
-    for _ in range(1200):  # a recursive walk (or mkdir) overflows Python's stack before this
-        deep = deep / "d"
-        deep.mkdir()
+def test_the_walk_is_iterative_and_does_not_follow_links_to_folders(tmp_path, deep_folders):
+    deep = deep_folders(tmp_path, 1200)  # a recursive walk overflows Python's stack before this
     write(deep, "bottom.py", b"x = 1\n")
     (tmp_path / "d" / "back").symlink_to(tmp_path, target_is_directory=True)
     (tmp_path / "folder.py").mkdir()
