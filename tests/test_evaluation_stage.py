@@ -62,6 +62,7 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
         report = read_report(artifact, model, "new")
         assert [r.task_id for r in report.results] == ["New/0", "New/1"]
     assert artifact.counts["phi-1/humaneval/pass@1"] == 0.0
+    assert "python-guard" in artifact.counts["sandbox"]["layers"]  # the manifest says how
 
     decontamination = artifact.json("decontamination.json")
     best = {row["task_id"]: row for row in decontamination["ast"]["best"]}

@@ -28,8 +28,8 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from phi1lib.sandbox import cgroup, rootfs, syscalls
 from phi1lib.sandbox import isolation as iso
-from phi1lib.sandbox import syscalls
 from phi1lib.sandbox.guard import install_guard
 from phi1lib.sandbox.limits import SandboxLimits
 
@@ -43,17 +43,18 @@ _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 @dataclass
 class RunPlan:
-    """Everything the forked process needs, decided by the zygote before it forks."""
+    """Everything the forked process needs, decided by the forker before it forks."""
 
-    source: str
+    source_fd: int  # the program's source arrives here, UTF-8 (lone surrogates passed through)
     limits: SandboxLimits
     token: str
     isolation: iso.Isolation
     home: str | None
     readable_in_home: list[str]  # where the interpreter lives inside the home directory
     uid: int | None  # the fresh user id to drop to, or None to keep the zygote's
-    workdir: str  # the scratch directory, holding the program as PROGRAM_NAME
+    workdir: str | None  # the scratch directory, or None to make one in the run's namespace
     network_fd: int | None  # an empty network namespace to join, or None to keep the zygote's
+    memory: cgroup.MemoryCgroup | None  # the zygote's memory cgroup, to join first of all
     stdout_w: int
     stderr_w: int
     report_w: int
@@ -68,9 +69,50 @@ def _keep_only(fds: set[int]) -> None:
                 os.close(fd)
 
 
+def _read_source(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "surrogatepass")
+
+
+def _scratch(plan: RunPlan, program: bytes) -> str:
+    """The run's scratch directory, holding the program, owned by the run's user."""
+    isolation, limits = plan.isolation, plan.limits
+    if plan.workdir is None:
+        workdir = rootfs.enter_run_namespaces(
+            len(program) + 2 * limits.file_size_mb * 2**20,
+            limits.max_files,
+            own_proc=isolation.pid_namespace,
+            ipc=isolation.ipc_namespace,
+        )
+    else:
+        workdir = plan.workdir
+    path = os.path.join(workdir, PROGRAM_NAME)
+    with open(path, "wb") as handle:
+        handle.write(program)
+    if plan.uid is not None:
+        os.chown(workdir, plan.uid, plan.uid)
+        os.chown(path, plan.uid, plan.uid)
+    return workdir
+
+
+def _give_up_privileges(plan: RunPlan) -> None:
+    """Fresh uid (when root), no capabilities, no way to gain any (``no_new_privs``)."""
+    if os.geteuid() == 0:
+        syscalls.drop_bounding_set()
+    if plan.uid is not None:
+        iso.drop_privileges(plan.uid)
+    syscalls.clear_capabilities()
+    if plan.isolation.no_new_privs:
+        syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+
+
 def program_main(plan: RunPlan) -> None:
     """Set up the sandbox around this freshly forked process, then run the program."""
     try:
+        if plan.memory is not None:
+            plan.memory.join()
         null = os.open(os.devnull, os.O_RDONLY)
         for source_fd, target_fd in (
             (null, 0),
@@ -79,17 +121,19 @@ def program_main(plan: RunPlan) -> None:
             (plan.report_w, REPORT_FD),
         ):
             os.dup2(source_fd, target_fd)
+        source = _read_source(plan.source_fd)
         if plan.network_fd is not None:
             syscalls.setns(plan.network_fd, syscalls.CLONE_NEWNET)
+        # The program file is for tracebacks only (``exec`` runs the source string itself), so
+        # a character UTF-8 cannot hold (a lone surrogate) is written escaped, not refused.
+        workdir = _scratch(plan, source.encode("utf-8", "backslashreplace"))
         _keep_only({0, 1, 2, REPORT_FD})
         os.setsid()  # the run's process group is named by this process's pid
-        workdir = plan.workdir
         path = os.path.join(workdir, PROGRAM_NAME)
         os.chdir(workdir)
         iso.apply_resource_limits(plan.limits, iso.other_tasks_charged(plan.isolation))
-        if plan.uid is not None:
-            iso.drop_privileges(plan.uid)
-        # Die with the zygote (set after the uid change, which clears it).
+        _give_up_privileges(plan)
+        # Die with the forker (set after the uid change, which clears it).
         parent = os.getppid()
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:
@@ -101,8 +145,8 @@ def program_main(plan: RunPlan) -> None:
         _report(plan.token, {"outcome": "setup-error", "message": repr(error)})
         os._exit(EXIT_SETUP_FAILED)
     try:
-        code = compile(plan.source, path, "exec")
-    except (SyntaxError, ValueError) as error:
+        code = compile(source, path, "exec")
+    except (SyntaxError, ValueError, UnicodeError) as error:
         _report_exception(plan.token, error, path)
         os._exit(1)
     _run(plan, code, module, workdir, path)

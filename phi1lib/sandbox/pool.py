@@ -29,10 +29,11 @@ class SandboxPool:
     """Up to ``workers`` zygotes, started when first needed and reused until :meth:`close`.
 
     ``namespaces=False`` keeps to the layers that need no namespace (resource limits, a
-    separate user id when root, the guard); the tests use it to check that fallback.
+    separate user id when root, the guard) and ``cgroup=False`` does without the memory
+    cgroup; the tests use them to check those fallbacks.
     """
 
-    def __init__(self, workers: int = 2, *, namespaces: bool = True) -> None:
+    def __init__(self, workers: int = 2, *, namespaces: bool = True, cgroup: bool = True) -> None:
         if workers < 1:
             raise ValueError(f"a sandbox pool needs at least one worker, got {workers}")
         if not sys.platform.startswith("linux"):
@@ -42,6 +43,7 @@ class SandboxPool:
             )
         self.workers = workers
         self.namespaces = namespaces
+        self.cgroup = cgroup
         self._idle: queue.SimpleQueue[ZygoteProcess] = queue.SimpleQueue()
         self._started: list[ZygoteProcess] = []
         self._lock = threading.Lock()
@@ -69,7 +71,7 @@ class SandboxPool:
                 pass
             with self._lock:
                 if len(self._started) < self.workers:
-                    zygote = ZygoteProcess(self.namespaces)
+                    zygote = ZygoteProcess(self.namespaces, self.cgroup)
                     self._started.append(zygote)
                     return zygote
             try:
@@ -83,7 +85,7 @@ class SandboxPool:
         with self._lock:
             missing = self.workers - len(self._started)
             for _ in range(missing):
-                zygote = ZygoteProcess(self.namespaces)
+                zygote = ZygoteProcess(self.namespaces, self.cgroup)
                 self._started.append(zygote)
                 self._idle.put(zygote)
         return self
@@ -94,7 +96,7 @@ class SandboxPool:
             self._started.remove(dead)
             dead.close()
             try:
-                successor = ZygoteProcess(self.namespaces)
+                successor = ZygoteProcess(self.namespaces, self.cgroup)
             except ZygoteDied:
                 return  # the next run that needs one tries again
             self._started.append(successor)
@@ -105,6 +107,14 @@ class SandboxPool:
         zygote = self._acquire()
         try:
             return dict(zygote.isolation)
+        finally:
+            self._idle.put(zygote)
+
+    def layers(self) -> tuple[str, ...]:
+        """The layers a run without network gets here (starts a zygote if none runs yet)."""
+        zygote = self._acquire()
+        try:
+            return zygote.layers
         finally:
             self._idle.put(zygote)
 

@@ -106,10 +106,17 @@ def _verdict(raw: dict[str, Any], exit_code: int | None, limits: SandboxLimits) 
         return "crashed", f"the program wrote {report['message']}"
     if report is not None and report["outcome"] == "setup-error":
         return "crashed", f"the sandbox could not start the program: {report['message']}"
+    if exit_code < 0 and raw.get("memory_killed"):
+        return "crashed", (
+            f"memory limit of {limits.memory_mb} MB exceeded by all the run's processes, shared "
+            "memory and files together (killed by the memory cgroup)"
+        )
     if exit_code < 0:
         number = -exit_code
-        # RLIMIT_CPU ends a program with SIGKILL (soft = hard limit) or SIGXCPU.
-        cpu_limited = raw["cpu_s"] >= limits.cpu_seconds - 0.05
+        # RLIMIT_CPU sends SIGXCPU at the soft limit, SIGKILL a second later (a program that
+        # ignores SIGXCPU). The usage the kernel reports is sampled from ticks, and on a loaded
+        # machine falls well short of the time the limit counted: allow for that.
+        cpu_limited = raw["cpu_s"] >= 0.6 * limits.cpu_seconds
         if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_limited):
             return "timeout", f"CPU-time limit of {limits.cpu_seconds} s exceeded"
         return "crashed", f"killed by {_signal_name(number)}"

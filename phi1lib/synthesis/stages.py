@@ -29,6 +29,7 @@ from typing import Any
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import fingerprint
+from phi1lib.sandbox.layers import require_isolation
 from phi1lib.synthesis.cleaning import (
     CleaningSettings,
     ast_decontamination,
@@ -147,6 +148,7 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
     """Generate, execute, count, deduplicate and decontaminate the textbook sections."""
     from phi1lib.teacher import content
 
+    sandbox = require_isolation(ctx.profile.sandbox)
     settings = ctx.profile.textbooks
     cleaning = ctx.profile.cleaning
     records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx))
@@ -187,6 +189,7 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
         "rejected": len(rejected),
         "tokens": report["tokens"]["kept"],
         **_teacher_costs(job),
+        "sandbox": sandbox,
     }
 
 
@@ -229,6 +232,7 @@ def _split_heldout(records: list[dict[str, Any]], fraction: float, cleaning: Cle
 
 def build_exercises(ctx: StageContext) -> dict[str, Any]:
     """Generate and verify the exercises, clean them, and split off the held-out families."""
+    sandbox = require_isolation(ctx.profile.sandbox)
     settings = ctx.profile.exercises
     cleaning = ctx.profile.cleaning
     records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx))
@@ -292,6 +296,7 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
         "failed_tests": sum(failures.values()),
         "tokens": report["tokens"]["train"],
         **_teacher_costs(job),
+        "sandbox": sandbox,
     }
 
 
