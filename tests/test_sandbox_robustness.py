@@ -13,8 +13,7 @@ import os
 import pytest
 
 from phi1lib import cli
-from phi1lib.sandbox import SandboxLimits, SandboxPool
-from phi1lib.sandbox import rootfs
+from phi1lib.sandbox import SandboxLimits, SandboxPool, rootfs
 
 GOOD = "assert sorted([3, 1, 2]) == [1, 2, 3]\n"
 # Finds the completion token in the harness's frame and writes a report of the wrong shape.
