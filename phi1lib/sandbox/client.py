@@ -68,9 +68,16 @@ class ZygoteProcess:
         self.layers: tuple[str, ...] = Isolation(**self.isolation).layers(network=False)
         warn_if_weaker(self.layers)
 
-    def run(self, source: str, limits: SandboxLimits) -> dict[str, Any]:
+    def run(
+        self,
+        source: str,
+        limits: SandboxLimits,
+        calls: dict[str, Any] | None = None,
+        as_main: bool = True,
+    ) -> dict[str, Any]:
+        request = {"source": source, "limits": limits.to_dict(), "calls": calls, "as_main": as_main}
         try:
-            write_frame(self.process.stdin, {"source": source, "limits": limits.to_dict()})
+            write_frame(self.process.stdin, request)
             response = read_frame(self.process.stdout)
         except (BrokenPipeError, OSError) as error:
             raise ZygoteDied(f"the sandbox zygote is gone: {error}") from error

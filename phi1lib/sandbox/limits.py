@@ -56,6 +56,10 @@ class SandboxLimits:
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"SandboxLimits.{name} must be positive, got {value!r}")
+        if self.max_open_files < 16:  # the run's own descriptors take some
+            raise ValueError(
+                f"SandboxLimits.max_open_files must be at least 16, got {self.max_open_files}"
+            )
 
     @property
     def cpu_seconds(self) -> int:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from phi1lib.sandbox.client import RunRefused, ZygoteDied, ZygoteProcess
 from phi1lib.sandbox.limits import SandboxLimits
 from phi1lib.sandbox.result import SandboxResult, classify, unrun_result
+from phi1lib.sandbox.split import TestSplit
 
 
 class SandboxPool:
@@ -118,8 +119,20 @@ class SandboxPool:
         finally:
             self._idle.put(zygote)
 
-    def run(self, source: str, limits: SandboxLimits | None = None) -> SandboxResult:
-        """Run one program; see :func:`run_program`."""
+    def run(
+        self,
+        source: str,
+        limits: SandboxLimits | None = None,
+        *,
+        tests: TestSplit | None = None,
+        as_main: bool = True,
+    ) -> SandboxResult:
+        """Run one program; see :func:`run_program`.
+
+        With ``tests`` (a split test, ``split.py``) only the test's calls enter the sandbox
+        after ``source``, and the verdict is this process's comparison of their values.
+        ``as_main=False`` runs the program under another name than ``__main__``.
+        """
         if not isinstance(source, str):
             raise TypeError(f"a program's source must be a str, got {type(source).__name__}")
         limits = limits or SandboxLimits()
@@ -128,7 +141,7 @@ class SandboxPool:
         except ZygoteDied as error:
             return unrun_result(str(error))
         try:
-            raw = zygote.run(source, limits)
+            raw = zygote.run(source, limits, tests.calls() if tests else None, as_main)
         except RunRefused as error:
             self._idle.put(zygote)
             return unrun_result(str(error))
@@ -139,7 +152,7 @@ class SandboxPool:
                 raise
             return unrun_result(f"{error}" if isinstance(error, ZygoteDied) else repr(error))
         self._idle.put(zygote)
-        return classify(raw, source, limits)
+        return classify(raw, source, limits, tests)
 
     def run_many(
         self,
@@ -148,11 +161,19 @@ class SandboxPool:
         *,
         workers: int | None = None,
         progress: bool = False,
+        tests: Sequence[TestSplit | None] | None = None,
+        as_main: bool = True,
     ) -> list[SandboxResult]:
-        """Run programs with at most ``workers`` (default: the pool's size) at a time."""
+        """Run programs with at most ``workers`` (default: the pool's size) at a time.
+
+        ``tests[i]``, when given, is program ``i``'s split test (see :meth:`run`).
+        """
         for index, source in enumerate(sources):
             if not isinstance(source, str):
                 raise TypeError(f"program {index} must be a str, got {type(source).__name__}")
+        if tests is not None and len(tests) != len(sources):
+            raise ValueError(f"{len(sources)} programs but {len(tests)} split tests")
+        splits = list(tests) if tests is not None else [None] * len(sources)
         workers = min(workers or self.workers, self.workers)
         results: list[SandboxResult | None] = [None] * len(sources)
         with (
@@ -160,7 +181,8 @@ class SandboxPool:
             tqdm(total=len(sources), desc="sandbox", unit="program", disable=not progress) as bar,
         ):
             futures = {
-                executor.submit(self.run, source, limits): i for i, source in enumerate(sources)
+                executor.submit(self.run, source, limits, tests=splits[i], as_main=as_main): i
+                for i, source in enumerate(sources)
             }
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
@@ -211,6 +233,13 @@ def run_programs(
     limits: SandboxLimits | None = None,
     workers: int = 2,
     progress: bool = False,
+    tests: Sequence[TestSplit | None] | None = None,
+    as_main: bool = True,
 ) -> list[SandboxResult]:
-    """Run many programs, at most ``workers`` at a time; results in input order."""
-    return shared_pool(workers).run_many(sources, limits, workers=workers, progress=progress)
+    """Run many programs, at most ``workers`` at a time; results in input order.
+
+    ``tests[i]`` is program ``i``'s split test, or None to judge it in-process (``split.py``).
+    """
+    return shared_pool(workers).run_many(
+        sources, limits, workers=workers, progress=progress, tests=tests, as_main=as_main
+    )

@@ -51,7 +51,7 @@ PRELOADED_MODULES = (
     "fractions functools hashlib heapq inspect itertools json math numbers operator random re "
     "statistics string textwrap typing unittest"
 )
-_REPORT_BYTES = 64 * 1024
+_REPORT_BYTES = 16 * 2**20  # a split test's values come back on the report pipe
 
 
 def _children() -> list[int]:
@@ -138,6 +138,7 @@ class Forker:
             source_fd=source_r,
             limits=limits,
             token=token,
+            report_fd=report_w,
             isolation=self.isolation,
             home=self.home,
             readable_in_home=self._readable_in_home,
@@ -199,7 +200,13 @@ class Relay:
         self.isolation = isolation
         self.channel = channel
 
-    def run(self, source: str, limits: SandboxLimits) -> dict[str, Any]:
+    def run(
+        self,
+        source: str,
+        limits: SandboxLimits,
+        calls: dict[str, Any] | None = None,
+        as_main: bool = True,
+    ) -> dict[str, Any]:
         token = secrets.token_hex(16)
         pipes = {name: os.pipe() for name in ("source", "stdout", "stderr", "report")}
         request = json.dumps({"limits": limits.to_dict(), "token": token}).encode()
@@ -215,16 +222,19 @@ class Relay:
             pipes["report"][0]: TailBuffer(_REPORT_BYTES),
         }
         try:
-            facts = self._pump(source.encode("utf-8", "surrogatepass"), pipes["source"][1], tails)
+            payload = json.dumps({"source": source, "calls": calls, "as_main": as_main}).encode()
+            facts = self._pump(payload, pipes["source"][1], tails)
         finally:
             for fd in tails:
                 os.close(fd)
         if "error" in facts:
             raise RuntimeError(facts["error"])
         stdout, stderr, report = tails.values()
+        text = report.text()
         return {
             **facts,
-            "report": _completion_report(report.text(), token),
+            "report": _completion_report(text, token),
+            "values": _call_values(text, token) if calls is not None else None,
             "stdout_tail": stdout.text(),
             "stderr_tail": stderr.text(),
             "stdout_bytes": stdout.total,
@@ -284,22 +294,39 @@ def _drain(fd: int, tail: TailBuffer) -> None:
             tail.append(data)
 
 
+def _call_values(text: str, token: str) -> dict[str, Any]:
+    """The last value (or error) reported for each call of a split test, by call number."""
+    found: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.startswith(token + " "):
+            continue
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
+            entry = json.loads(line[len(token) + 1 :])
+            if isinstance(entry, dict) and entry.get("outcome") in ("value", "call-error"):
+                found[str(entry.get("call"))] = entry
+    return found
+
+
 def _completion_report(text: str, token: str) -> dict[str, Any] | None:
     """The last report line carrying this run's token, or None if the program wrote none.
 
-    A line of the wrong shape (not an object with a known ``outcome``) becomes a ``malformed``
-    report, which the verdict treats as a crash: the caller never sees a shape it cannot read.
+    A split test's value lines are skipped (``_call_values`` reads them). A line of the wrong
+    shape (not an object with a known ``outcome``) becomes a ``malformed`` report, which the
+    verdict treats as a crash: the caller never sees a shape it cannot read.
     """
     for line in reversed(text.splitlines()):
-        if line.startswith(token + " "):
-            try:
-                report = json.loads(line[len(token) + 1 :])
-            except (json.JSONDecodeError, RecursionError):
-                return {"outcome": "malformed", "message": "a report line that is not JSON"}
-            if isinstance(report, dict) and report.get("outcome") in child.OUTCOMES:
-                return report
-            text = line[len(token) + 1 :][:80]
-            return {"outcome": "malformed", "message": f"a report of the wrong shape: {text}"}
+        if not line.startswith(token + " "):
+            continue
+        body = line[len(token) + 1 :]
+        try:
+            report = json.loads(body)
+        except (json.JSONDecodeError, RecursionError):
+            return {"outcome": "malformed", "message": "a report line that is not JSON"}
+        if isinstance(report, dict) and report.get("outcome") in ("value", "call-error"):
+            continue
+        if isinstance(report, dict) and report.get("outcome") in child.OUTCOMES:
+            return report
+        return {"outcome": "malformed", "message": f"a report of the wrong shape: {body[:80]}"}
     return None
 
 
@@ -353,7 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             try:
                 limits = SandboxLimits.from_dict(request["limits"])
-                response = {"ok": True, "run": relay.run(request["source"], limits)}
+                run = relay.run(
+                    request["source"], limits, request.get("calls"), request.get("as_main", True)
+                )
+                response = {"ok": True, "run": run}
             except ForkerDied:
                 return 1  # the pool sees the zygote end and starts another
             except Exception as error:  # report, keep serving: one bad request must not end it
