@@ -278,3 +278,25 @@ def test_the_in_process_fallback_is_flagged(humaneval):
                                 limits=SandboxLimits(timeout_s=5), progress=False)  # fmt: skip
     assert {r.samples[0].verdict for r in results} == {"in-process"}
     assert summarize(results)["in_process_problems"] == 2
+
+
+def test_exercise_verdicts_are_decided_outside_too():
+    from phi1lib.synthesis.exercises import checked_program
+    from phi1lib.synthesis.verification import verify_programs
+
+    tests = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]
+    right = "def add(a, b):\n    return a + b\n"
+    wrong = "def add(a, b):\n    return a - b\n"
+    forged = wrong + FORGE_PRELUDE + FORGERIES["frame-walk-completed-exit"]
+    programs = [checked_program(text, tests, "add") for text in (right, wrong, forged)]
+    assert all(split is not None for _, split in programs)
+    assert all("== 3" not in source for source, _ in programs)  # expected values stay out
+    verdicts = verify_programs(
+        [source for source, _ in programs],
+        tests=[split for _, split in programs],
+        limits=SandboxLimits(timeout_s=5),
+        progress=False,
+    )
+    assert [v.kind for v in verdicts[:2]] == ["passed", "assertion"]
+    assert not verdicts[2].passed and "no value came back" in verdicts[2].message
+    assert verdicts[1].failed_assertion == "assert add(1, 2) == 3"
