@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sandbox_forgeries import FORGE_PRELUDE, FORGERIES
 
 from phi1lib.sandbox import SandboxLimits, SandboxPool
 
@@ -640,3 +641,32 @@ def test_a_killed_zygote_is_replaced(pool, machine, isolation):
     for _ in range(3):
         assert pool.run("assert 6 * 7 == 42").passed
     assert machine.tagged_processes() == []
+
+
+# --- forged verdicts, in every variant ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graded_problems():
+    from phi1lib.evaluation.humaneval import load_humaneval
+    from phi1lib.evaluation.mbpp import load_mbpp
+
+    return [load_humaneval()[0], load_mbpp("test")[0]]
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_wrong_completion_cannot_forge_a_pass(pool, graded_problems, forgery):
+    from phi1lib.evaluation.grading import graded_program
+
+    for problem in graded_problems:
+        if problem.benchmark == "humaneval":
+            wrong = f"    return None\n{FORGE_PRELUDE}{FORGERIES[forgery]}"
+        else:  # MBPP: the model writes the whole (wrong) function
+            wrong = f"\ndef {problem.entry_point}(*args):\n    return None\n"
+            wrong += FORGE_PRELUDE + FORGERIES[forgery]
+        source, tests = graded_program(problem, wrong)
+        assert tests is not None  # both problems' tests are split
+        result = pool.run(source, QUICK, tests=tests, as_main=False)
+        assert not result.passed, (problem.task_id, forgery, result)
+        assert result.verdict == "parent"
+        assert "LEAK" not in result.stdout_tail
