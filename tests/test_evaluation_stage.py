@@ -10,7 +10,7 @@ from test_evaluation_models import make_tiny_model
 
 from phi1lib.evaluation.humaneval import load_humaneval
 from phi1lib.evaluation.stage import EVALUATE, read_report, read_summary
-from phi1lib.evaluation.tables import pruning_beside_paper, table3_beside_paper
+from phi1lib.evaluation.tables import pruning_beside_paper, table3_beside_paper, verdict_table
 from phi1lib.pipeline import STAGES, build_stage
 from phi1lib.profiles import load_profile
 from phi1lib.runstore import WORK, Artifact, RunStore
@@ -63,6 +63,11 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
         assert [r.task_id for r in report.results] == ["New/0", "New/1"]
     assert artifact.counts["phi-1/humaneval/pass@1"] == 0.0
     assert "python-guard" in artifact.counts["sandbox"]["layers"]  # the manifest says how
+    verdicts = verdict_table(summary)
+    for (model, benchmark), row in verdicts.iterrows():
+        samples = sum(summary["models"][model]["benchmarks"][benchmark]["statuses"].values())
+        assert row["judged outside"] + row["judged in-process"] == samples
+    assert verdicts.xs("mbpp", level="benchmark")["judged in-process"].sum() == 0
 
     decontamination = artifact.json("decontamination.json")
     best = {row["task_id"]: row for row in decontamination["ast"]["best"]}
