@@ -379,13 +379,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
         try:
-            Forker(isolation, args.home, memory).serve(forker_end)
+            forker_process = Forker(isolation, args.home, memory)
+            forker_end.send(b"ready")  # set up, helpers gone: the pool may take a snapshot now
+            forker_process.serve(forker_end)
         finally:
             os._exit(0)
     forker_end.close()
     # Should the forker die mid-run, its runs become the relay's to kill and reap.
     syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     relay = Relay(isolation, relay_end)
+    if relay_end.recv(16) != b"ready":
+        return 1  # the forker could not start: the pool reports the zygote failed to start
     write_frame(responses, {"ready": True, "isolation": isolation.to_dict()})
     try:
         while True:
