@@ -24,3 +24,4 @@ class EvalSettings:
     workers: int
     timeout_s: float
     cpu_threads: int
+    plus: bool

@@ -1,7 +1,8 @@
 """The ``evaluate`` stage: phi-1-base and phi-1 on HumanEval, MBPP and the new problems.
 
 It scores the ``pretrain`` model (our phi-1-base) and the ``finetune`` model (our phi-1) on the
-three benchmarks at the profile's ``[eval]`` limits, grades the new problems with the LLM judge
+three benchmarks at the profile's ``[eval]`` limits (and on HumanEval+ and MBPP+ when
+``eval.plus`` is on, which needs the network), grades the new problems with the LLM judge
 when the profile's teacher is a real LLM, and runs the paper's decontamination checks between
 HumanEval and the exercises the model was fine-tuned on (Table 3 at our scale). It writes
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from phi1lib.decontam import TAUS, ast_matches, ngram_overlap, similarity_split_table
-from phi1lib.evaluation.benchmarks import BENCHMARKS, load_benchmark
+from phi1lib.evaluation.benchmarks import load_benchmark
 from phi1lib.evaluation.generation import SamplingSettings, load_model
 from phi1lib.evaluation.harness import EvaluationReport, add_judge_grades, evaluate_model
 from phi1lib.evaluation.humaneval import load_humaneval
@@ -37,9 +38,17 @@ JUDGE_CACHE = "teacher/evaluate"  # the judge's grades of the new problems (the 
 
 
 def eval_limits(profile: Profile) -> dict[str, int]:
-    """How many problems of each benchmark the profile evaluates."""
+    """How many problems of each benchmark the profile evaluates (HumanEval+ and MBPP+, when
+    ``eval.plus`` is on, take HumanEval's and MBPP's limits)."""
     config = profile.eval
-    return {"humaneval": config.humaneval_limit, "mbpp": config.mbpp_limit, "new": config.new_limit}
+    limits = {
+        "humaneval": config.humaneval_limit,
+        "mbpp": config.mbpp_limit,
+        "new": config.new_limit,
+    }
+    if config.plus:
+        limits.update({"humaneval+": config.humaneval_limit, "mbpp+": config.mbpp_limit})
+    return limits
 
 
 def sampling_settings(profile: Profile) -> tuple[SamplingSettings, list[int]]:
@@ -115,7 +124,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
         model_dir = ctx.inputs[stage_name].path / "model"
         loaded = None
         summary["models"][label] = {"stage": stage_name, "benchmarks": {}}
-        for benchmark in BENCHMARKS:
+        for benchmark in eval_limits(profile):
             path = work / label / f"{benchmark}.json"
             if path.exists():  # finished before an interruption
                 report = EvaluationReport.read(path)
