@@ -14,10 +14,11 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from phi1lib import pipeline
+from phi1lib.evaluation.exercises import ExerciseFormatError, exercise_problems
 from phi1lib.pipeline import Stage
 from phi1lib.profiles import load_profile
 from phi1lib.runstore import Artifact
-from phi1lib.training.ablation import ABLATION_RUNS, ExerciseFormatError, exercise_problems
+from phi1lib.training.ablation import ABLATION_RUNS
 from phi1lib.training.metrics import read_metrics
 from phi1lib.training.packing import PackedSequences
 from phi1lib.training.run import run_stage

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from phi1lib.analysis.intervals import wilson_interval
 from phi1lib.evaluation.judge import judge_score
 from phi1lib.evaluation.passk import pass_at_k, pass_at_k_table
 from phi1lib.evaluation.problems import Problem
@@ -141,14 +142,21 @@ def _base_tests_pass_at_1(results: Sequence[ProblemResult]) -> dict[str, float]:
 
 
 def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dict[str, Any]:
-    """pass@k for each ``k`` the samples allow, and how the samples ended (chapter 6)."""
+    """pass@k for each ``k`` the samples allow, how the samples ended, and a 95% interval.
+
+    ``pass@1_interval`` is the Wilson interval of the passing samples among all samples
+    (chapter 6): exact in its assumptions for one greedy sample per problem, the book's
+    default; with several samples per problem they are not independent and it is too narrow.
+    """
     if not results:
         raise ValueError("no results to summarise")
     statuses = Counter(sample.status for result in results for sample in result.samples)
+    passed = sum(result.c for result in results)
     summary: dict[str, Any] = {
         "problems": len(results),
         "samples_per_problem": min(result.n for result in results),
         **pass_at_k_table([(r.n, r.c) for r in results], ks),
+        "pass@1_interval": list(wilson_interval(passed, sum(r.n for r in results))),
         "solved_problems": sum(1 for result in results if result.c > 0),
         **_base_tests_pass_at_1(results),
         "statuses": dict(sorted(statuses.items())),

@@ -15,6 +15,8 @@ class EvalSettings:
     humaneval_limit: int
     mbpp_limit: int
     new_limit: int
+    exercise_splits: list[str]
+    exercise_limit: int
     n_samples: int
     sample_temperature: float
     top_p: float

@@ -15,12 +15,12 @@ data matter? The ablation at our scale") and used again in chapter 5.
 
 from __future__ import annotations
 
-import ast
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from phi1lib.evaluation.exercises import exercise_problems
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact
@@ -36,67 +36,6 @@ ABLATION_RUNS = {
 }
 RESULTS_FILE = "ablation.json"
 COMPLETIONS_FILE = "completions.jsonl"
-
-
-class ExerciseFormatError(ValueError):
-    """A held-out exercise that cannot be turned into a graded problem."""
-
-
-def _entry_point(prompt: str, where: str) -> str:
-    """The name of the last function the prompt starts (the one the model must complete)."""
-    names = []
-    for line in prompt.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("def ") and "(" in stripped:
-            names.append(stripped[4 : stripped.index("(")].strip())
-    if not names:
-        raise ExerciseFormatError(f"{where}: the prompt defines no function")
-    return names[-1]
-
-
-def _tests_text(tests: Any, where: str) -> str:
-    if isinstance(tests, str):
-        text = tests
-    elif isinstance(tests, Sequence) and all(isinstance(t, str) for t in tests):
-        text = "\n".join(tests)
-    else:
-        raise ExerciseFormatError(f"{where}: tests must be text or a list of asserts")
-    try:
-        ast.parse(text)
-    except SyntaxError as error:
-        raise ExerciseFormatError(f"{where}: tests do not parse ({error})") from error
-    return text
-
-
-def exercise_problems(records: Sequence[Mapping[str, Any]], *, source: str = "exercises") -> list:
-    """Held-out CodeExercises as evaluation ``Problem``s graded by their own asserts (chapter 5).
-
-    The model sees the exercise's ``prompt`` (signature and docstring, after any imports) and
-    writes the body; the reference is the rest of the exercise's training ``text``.
-    """
-    from phi1lib.evaluation.problems import Problem
-
-    problems = []
-    for index, record in enumerate(records):
-        where = f"{source} record {index}"
-        prompt = record.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ExerciseFormatError(f"{where}: no prompt")
-        text = record.get("text") or ""
-        entry_point = record.get("entry_point") or _entry_point(prompt, where)
-        problems.append(
-            Problem(
-                benchmark="codeexercises-heldout",
-                task_id=f"exercise/{index}",
-                prompt=prompt,
-                canonical_solution=text[len(prompt) :] if text.startswith(prompt) else "",
-                test=_tests_text(record.get("tests"), where),
-                entry_point=entry_point,
-                description=str(record.get("docstring") or prompt),
-                harness="asserts",
-            )
-        )
-    return problems
 
 
 def evaluate_model_dir(
