@@ -49,6 +49,7 @@ SECTIONS: dict[str, str] = {
     "eval": "phi1lib.evaluation.settings:EvalSettings",
     "probes": "phi1lib.analysis.probes.runner:ProbeSettings",
     "diversity": "phi1lib.analysis.measure:DiversitySettings",
+    "sandbox": "phi1lib.sandbox.settings:SandboxSettings",
 }
 
 
