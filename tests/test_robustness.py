@@ -115,7 +115,7 @@ def upstream(tmp_path):
         }
         for i in range(6)
     ]
-    datasets.Dataset.from_list(records).save_to_disk(str(tmp_path / "exercises" / "heldout"))
+    datasets.Dataset.from_list(records).save_to_disk(str(tmp_path / "exercises" / "infamily"))
     return {
         stage: Artifact(stage, tmp_path / stage, {"fingerprint": f"{stage}-test", "counts": {}})
         for stage in ("finetune", "exercises")
@@ -126,7 +126,7 @@ def test_the_stage_grades_the_same_problems_clean_and_perturbed(upstream, runs_r
     profile = load_profile("smoke", {"robustness.problems": 4}, use_env=False)
     artifact = build_stage(ROBUSTNESS, profile, upstream, RunStore("smoke", root=runs_root))
     result = read_robustness(artifact)
-    assert result["split"] == "heldout" and result["kinds"] == list(KINDS)
+    assert result["split"] == "infamily" and result["kinds"] == list(KINDS)
     for condition in ("clean", *KINDS):
         rate = result["rates"][condition]
         assert rate["problems"] == 4 and rate["passed"] == 0  # random weights
@@ -140,7 +140,7 @@ def test_the_stage_grades_the_same_problems_clean_and_perturbed(upstream, runs_r
         "exercise/5",
     ]
     first = prompts[0]
-    assert first["clean"]["prompt"] == upstream["exercises"].dataset("heldout")[0]["prompt"]
+    assert first["clean"]["prompt"] == upstream["exercises"].dataset("infamily")[0]["prompt"]
     assert all(first[kind]["prompt"] != first["clean"]["prompt"] for kind in KINDS)
     assert artifact.counts["clean/passed"] == 0
 

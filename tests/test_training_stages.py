@@ -90,6 +90,7 @@ EXERCISES = Stage(
         {
             "data": [_exercise(i) for i in range(200)],
             "heldout": [_exercise(i) for i in range(200, 212)],
+            "infamily": [_exercise(i) for i in range(300, 306)],
         }
     ),
     config=lambda profile: {},
@@ -136,7 +137,7 @@ def test_training_stages_from_tokenizer_to_ablation(stand_ins):
 
     results = read_ablation(ablation)
     assert results["seeds"] == [0, 1]
-    assert results["problems"] == {"data": 8, "heldout": 8, "humaneval": 4}
+    assert results["problems"] == {"infamily": 6, "heldout": 8, "humaneval": 4}
     rows = {row["model"]: row for row in results["rows"]}
     assert len(rows) == 3 * 2 * 2  # three arms, two seeds, base and fine-tuned
     tokens = {row["pretrain_tokens"] for row in rows.values()}
@@ -167,7 +168,7 @@ def test_training_stages_from_tokenizer_to_ablation(stand_ins):
     (pair,) = comparison["pairs"]
     assert pair["interval"][1] < 0 < pair["second_better"]
     lines = (ablation.path / "completions.jsonl").read_text().splitlines()
-    assert len(lines) == 8 + 8 + 4
+    assert len(lines) == 6 + 8 + 4
     record = json.loads(lines[0])
     assert set(record) >= {"prompt", "reference", "c-s0-base", "c-s0-finetuned", "a-s0-base"}
     assert set(record["c-s0-finetuned"]) == {"completion", "passed", "status"}

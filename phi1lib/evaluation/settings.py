@@ -26,6 +26,7 @@ class EvalSettings:
     workers: int
     timeout_s: float
     cpu_threads: int
+    plus: bool
 
 
 @dataclass(frozen=True)

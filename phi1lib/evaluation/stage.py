@@ -1,9 +1,10 @@
 """The ``evaluate`` stage: phi-1-base and phi-1 on HumanEval, MBPP and the new problems.
 
 It scores the ``pretrain`` model (our phi-1-base) and the ``finetune`` model (our phi-1) on the
-three benchmarks and on the profile's splits of CodeExercises (``eval.exercise_splits``: a
-training sample, in-family and held-out-family problems, see ``evaluation.exercises``) at the
-profile's ``[eval]`` limits, every pass rate with its Wilson interval, grades the new problems with the LLM judge
+three benchmarks (and on HumanEval+ and MBPP+ when ``eval.plus`` is on, which needs the
+network) and on the profile's splits of CodeExercises (``eval.exercise_splits``: a training
+sample, in-family and held-out-family problems, see ``evaluation.exercises``) at the profile's
+``[eval]`` limits, every pass rate with its Wilson interval, grades the new problems with the LLM judge
 when the profile's teacher is a real LLM, and runs the paper's decontamination checks between
 HumanEval and the exercises the model was fine-tuned on (Table 3 at our scale). It writes
 
@@ -40,10 +41,13 @@ JUDGE_CACHE = "teacher/evaluate"  # the judge's grades of the new problems (the 
 
 
 def eval_limits(profile: Profile) -> dict[str, int]:
-    """How many problems of each benchmark the profile evaluates."""
+    """How many problems of each benchmark the profile evaluates (HumanEval+ and MBPP+, when
+    ``eval.plus`` is on, take HumanEval's and MBPP's limits)."""
     config = profile.eval
     limits = {"humaneval": config.humaneval_limit, "mbpp": config.mbpp_limit}
     limits["new"] = config.new_limit
+    if config.plus:
+        limits.update({"humaneval+": config.humaneval_limit, "mbpp+": config.mbpp_limit})
     for split in config.exercise_splits:
         limits[benchmark_name(split)] = config.exercise_limit
     return limits

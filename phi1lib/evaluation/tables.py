@@ -16,6 +16,7 @@ from phi1lib.paper import PHI1_FAMILY, PRUNED_EXERCISES, TABLE2, TABLE3
 
 STATUS_ORDER = ("passed", "failed", "timeout", "crashed")
 BENCHMARK_LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "new": "new problems"}
+BENCHMARK_LABELS.update({"humaneval+": "HumanEval+", "mbpp+": "MBPP+"})
 for _split in ("data", "infamily", "heldout"):
     BENCHMARK_LABELS[benchmark_name(_split)] = f"exercises: {split_label(_split)}"
 
@@ -28,7 +29,8 @@ def scores_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     """pass@1 (%) of our phi-1-base and phi-1 on the three benchmarks, beside the paper's.
 
     The paper's new-problem score is GPT-4's grade (Table 2), not pass@1: our judge score sits
-    beside it when the stage ran the judge, our pass@1 on the new problems always.
+    beside it when the stage ran the judge, our pass@1 on the new problems always. HumanEval+
+    and MBPP+ get columns when the profile ran them (``eval.plus``); the paper predates them.
     """
     paper_judge = {row["model"]: row["gpt4_score"] for row in TABLE2}
     rows = []
@@ -44,6 +46,11 @@ def scores_table(summary: Mapping[str, Any]) -> pd.DataFrame:
                 "new problems pass@1 (ours)": _percent(benchmarks["new"]["pass@1"]),
                 "new problems judge (ours)": benchmarks["new"].get("judge_score"),
                 "50 new problems, GPT-4 (paper)": paper_judge.get(model),
+                **{
+                    f"{name} (ours)": _percent(benchmarks[key]["pass@1"])
+                    for key, name in (("humaneval+", "HumanEval+"), ("mbpp+", "MBPP+"))
+                    if key in benchmarks
+                },
             }
         )
     return pd.DataFrame(rows).set_index("model")

@@ -36,6 +36,7 @@ from phi1lib.sandbox.limits import SandboxLimits
 PROGRAM_NAME = "program.py"
 REPORT_FD = 3
 EXIT_SETUP_FAILED = 71
+OUTCOMES = ("completed", "exit", "exception", "setup-error")
 _MESSAGE_CHARS = 2000
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 

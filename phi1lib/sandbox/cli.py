@@ -1,7 +1,7 @@
 """``phi1 sandbox run FILE.py``: run one program in the sandbox from the shell.
 
 Prints one JSON line (status, exit code, duration, stderr tail, failed assertion, and the rest
-of the result) and exits with status 0 only when the program passed, so shell scripts and CI
+of the result), also when the sandbox refuses or cannot run the program, and exits with status 0 only when the program passed, so shell scripts and CI
 can use it directly. Introduced in chapter 2 ("Executing the textbooks").
 """
 
@@ -31,7 +31,12 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"phi1 sandbox run: {error}", file=sys.stderr)
         return EXIT_USAGE
-    result = run_program(source, limits=limits)
+    try:
+        result = run_program(source, limits=limits)
+    except Exception as error:  # the JSON line is the command's promise, whatever went wrong
+        from phi1lib.sandbox.result import unrun_result
+
+        result = unrun_result(f"the sandbox could not run {path}: {error!r}")
     print(result.to_json())
     return 0 if result.passed else 1
 

@@ -25,6 +25,10 @@ class ZygoteDied(RuntimeError):
     """The zygote process ended while serving a run (it was killed, or it crashed)."""
 
 
+class RunRefused(RuntimeError):
+    """The zygote could not run a program (and keeps serving): the reason is the message."""
+
+
 class ZygoteProcess:
     """One zygote and the pipe protocol to it; used by one thread at a time."""
 
@@ -67,7 +71,7 @@ class ZygoteProcess:
         if response is None:
             raise ZygoteDied(f"the sandbox zygote ended (exit code {self.process.poll()})")
         if not response["ok"]:
-            raise RuntimeError(f"the sandbox zygote refused the run: {response['error']}")
+            raise RunRefused(f"the sandbox refused the program: {response['error']}")
         return response["run"]
 
     def close(self) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import resource
 import secrets
-import shutil
 import socket
 import sys
 from collections.abc import Callable
@@ -258,9 +257,12 @@ def build_private_filesystem(home: str | None, own_proc: bool) -> None:
         syscalls.mount("proc", "/proc", "proc", _MOUNT_FLAGS | syscalls.MS_NOEXEC, None)
 
 
-def fresh_scratch(size_mb: int) -> str:
-    """The next run's scratch directory on the private /tmp, which may hold ``size_mb`` in all."""
-    syscalls.mount("tmpfs", "/tmp", None, syscalls.MS_REMOUNT | _MOUNT_FLAGS, f"size={size_mb}m")
+def fresh_scratch(size_bytes: int) -> str:
+    """The next run's scratch directory on the private /tmp, which may hold ``size_bytes``."""
+    size = f"size={max(size_bytes, 4096)}"
+    syscalls.mount("tmpfs", "/tmp", None, syscalls.MS_REMOUNT | _MOUNT_FLAGS, size)
+    if os.path.lexists(SCRATCH_IN_NAMESPACE):  # a clean-up that failed must not fail this run
+        wipe_private_dirs()
     os.mkdir(SCRATCH_IN_NAMESPACE, 0o700)
     return SCRATCH_IN_NAMESPACE
 
@@ -268,28 +270,39 @@ def fresh_scratch(size_mb: int) -> str:
 def wipe_private_dirs() -> None:
     """Delete everything a run left in the private tmpfs mounts (all its processes are dead)."""
     for path in PRIVATE_DIRS:
-        if not os.path.isdir(path):
-            continue
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                remove_tree(entry.path)
-            else:
+        if os.path.isdir(path):
+            empty_folder(path)
+
+
+def empty_folder(folder: str) -> None:
+    """Delete everything inside ``folder``, however deep, without recursion.
+
+    A program may leave a tree thousands of levels deep (deeper than ``PATH_MAX``, deeper than
+    Python's recursion limit) and take away its own permissions on the way. Each subfolder's
+    entries are moved up into ``folder`` itself, so that no path used here is longer than two
+    names and no call recurses; then the emptied subfolder goes.
+    """
+    pending = True
+    while pending:
+        pending = False
+        for entry in os.scandir(folder):
+            if not entry.is_dir(follow_symlinks=False):
                 os.unlink(entry.path)
+                continue
+            pending = True
+            os.chmod(entry.path, 0o700)
+            for inner in os.scandir(entry.path):
+                if inner.is_dir(follow_symlinks=False):
+                    os.chmod(inner.path, 0o700)  # moving a folder rewrites its ".." entry
+                os.rename(inner.path, os.path.join(folder, "." + secrets.token_hex(8)))
+            os.rmdir(entry.path)
 
 
 def remove_tree(path: str) -> None:
-    """Remove a scratch dir even where the program took away its own permissions."""
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=_make_writable_and_retry)
-    else:
-        shutil.rmtree(path, onerror=_make_writable_and_retry)
-
-
-def _make_writable_and_retry(function, target, _error) -> None:
-    os.chmod(os.path.dirname(target), 0o700)
-    if os.path.isdir(target) and not os.path.islink(target):
-        os.chmod(target, 0o700)
-    function(target)
+    """Remove a scratch dir, however deep, even where the program took away its permissions."""
+    os.chmod(path, 0o700)
+    empty_folder(path)
+    os.rmdir(path)
 
 
 def other_tasks_charged(isolation: Isolation) -> int | None:
@@ -318,6 +331,7 @@ def apply_resource_limits(limits: SandboxLimits, process_baseline: int | None) -
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.max_open_files,) * 2)
     if process_baseline is not None:
         nproc = process_baseline + limits.max_processes
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
@@ -358,7 +372,7 @@ def _set_up_like_a_zygote(home: str | None, private_filesystem: bool, own_proc: 
     paths = interpreter_paths()
     if private_filesystem:
         build_private_filesystem(home, own_proc)
-        fresh_scratch(1)
+        fresh_scratch(1 << 20)
     for path in paths:  # Python must still find its own files
         if os.path.isdir(path):
             os.listdir(path)

@@ -24,6 +24,8 @@ class SandboxLimits:
     that). ``max_processes`` caps processes and threads (``RLIMIT_NPROC``). ``network=False``
     puts the program in an empty network namespace and also disables sockets in Python.
     ``tail_bytes`` bounds the captured end of stdout and stderr, whatever the program writes.
+    ``max_open_files`` caps the file descriptors a process may hold (``RLIMIT_NOFILE``): every
+    kernel object a program can pin has a cap.
     """
 
     timeout_s: float = 3.0
@@ -33,6 +35,7 @@ class SandboxLimits:
     max_processes: int = 16
     network: bool = False
     tail_bytes: int = 4096
+    max_open_files: int = 256
 
     def __post_init__(self) -> None:
         positive = {
@@ -41,6 +44,7 @@ class SandboxLimits:
             "file_size_mb": self.file_size_mb,
             "max_processes": self.max_processes,
             "tail_bytes": self.tail_bytes,
+            "max_open_files": self.max_open_files,
         }
         if self.cpu_s is not None:
             positive["cpu_s"] = self.cpu_s

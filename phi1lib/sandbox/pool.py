@@ -20,9 +20,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from phi1lib.sandbox.client import ZygoteDied, ZygoteProcess
+from phi1lib.sandbox.client import RunRefused, ZygoteDied, ZygoteProcess
 from phi1lib.sandbox.limits import SandboxLimits
-from phi1lib.sandbox.result import SandboxResult, classify
+from phi1lib.sandbox.result import SandboxResult, classify, unrun_result
 
 
 class SandboxPool:
@@ -56,17 +56,26 @@ class SandboxPool:
             self._owner = os.getpid()
 
     def _acquire(self) -> ZygoteProcess:
+        """An idle zygote, or a new one while fewer than ``workers`` run.
+
+        Waits in short steps, so that a zygote that died and could not be replaced at once is
+        started again by the next thread that needs one instead of leaving it waiting forever.
+        """
         self._forget_zygotes_after_fork()
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            if len(self._started) < self.workers:
-                zygote = ZygoteProcess(self.namespaces)
-                self._started.append(zygote)
-                return zygote
-        return self._idle.get()
+        while True:
+            try:
+                return self._idle.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                if len(self._started) < self.workers:
+                    zygote = ZygoteProcess(self.namespaces)
+                    self._started.append(zygote)
+                    return zygote
+            try:
+                return self._idle.get(timeout=0.5)
+            except queue.Empty:
+                continue
 
     def start(self) -> SandboxPool:
         """Start all ``workers`` zygotes now (else each starts on first use)."""
@@ -104,19 +113,21 @@ class SandboxPool:
         if not isinstance(source, str):
             raise TypeError(f"a program's source must be a str, got {type(source).__name__}")
         limits = limits or SandboxLimits()
-        zygote = self._acquire()
+        try:
+            zygote = self._acquire()
+        except ZygoteDied as error:
+            return unrun_result(str(error))
         try:
             raw = zygote.run(source, limits)
-        except ZygoteDied as error:
+        except RunRefused as error:
+            self._idle.put(zygote)
+            return unrun_result(str(error))
+        except BaseException as error:
+            # The zygote's state is unknown (it died, or the exchange broke off): replace it.
             self._replace(zygote)
-            return SandboxResult(
-                status="crashed",
-                exit_code=None,
-                duration_s=0.0,
-                stderr_tail="",
-                stdout_tail="",
-                message=str(error),
-            )
+            if not isinstance(error, Exception):
+                raise
+            return unrun_result(f"{error}" if isinstance(error, ZygoteDied) else repr(error))
         self._idle.put(zygote)
         return classify(raw, source, limits)
 

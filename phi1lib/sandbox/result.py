@@ -102,6 +102,8 @@ def _verdict(raw: dict[str, Any], exit_code: int | None, limits: SandboxLimits) 
     report = raw["report"]
     if raw["timed_out"] or exit_code is None:
         return "timeout", f"wall-clock limit of {limits.timeout_s:g} s exceeded"
+    if report is not None and report["outcome"] == "malformed":
+        return "crashed", f"the program wrote {report['message']}"
     if report is not None and report["outcome"] == "setup-error":
         return "crashed", f"the sandbox could not start the program: {report['message']}"
     if exit_code < 0:
@@ -124,8 +126,32 @@ def _verdict(raw: dict[str, Any], exit_code: int | None, limits: SandboxLimits) 
     return "crashed", f"unexpected report {report!r} with exit code {exit_code}"
 
 
+def unrun_result(message: str, isolation: tuple[str, ...] = ()) -> SandboxResult:
+    """The result of a program the sandbox could not run or judge: ``crashed``, with why."""
+    return SandboxResult(
+        status="crashed",
+        exit_code=None,
+        duration_s=0.0,
+        stderr_tail="",
+        stdout_tail="",
+        message=message,
+        isolation=isolation,
+    )
+
+
 def classify(raw: dict[str, Any], source: str, limits: SandboxLimits) -> SandboxResult:
-    """Turn the zygote's raw facts about a run into a :class:`SandboxResult`."""
+    """Turn the zygote's raw facts about a run into a :class:`SandboxResult`.
+
+    Never raises: facts it cannot read (a report missing a field) make a ``crashed`` result.
+    """
+    try:
+        return _classify(raw, source, limits)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        reason = f"the sandbox could not read the run's report ({type(error).__name__}: {error})"
+        return unrun_result(reason, tuple(raw.get("isolation", ())))
+
+
+def _classify(raw: dict[str, Any], source: str, limits: SandboxLimits) -> SandboxResult:
     status_word = raw["program_status"]
     exit_code = os.waitstatus_to_exitcode(status_word) if status_word is not None else None
     status, message = _verdict(raw, exit_code, limits)

@@ -87,13 +87,16 @@ class Zygote:
 
     def _scratch(self, limits: SandboxLimits, source: str, uid: int | None) -> str:
         """A fresh scratch directory holding the program, owned by the program's user."""
+        # The program file is for tracebacks only (``exec`` runs the source string itself), so
+        # a character UTF-8 cannot hold (a lone surrogate) is written escaped, not refused.
+        program = source.encode("utf-8", "backslashreplace")
         if self.isolation.mount_namespace:
-            workdir = iso.fresh_scratch(2 * limits.file_size_mb)
+            workdir = iso.fresh_scratch(len(program) + 2 * limits.file_size_mb * 2**20)
         else:
             workdir = tempfile.mkdtemp(prefix="phi1-sandbox-")
         path = os.path.join(workdir, child.PROGRAM_NAME)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(source)
+        with open(path, "wb") as handle:
+            handle.write(program)
         if uid is not None:
             os.chown(workdir, uid, uid)
             os.chown(path, uid, uid)
@@ -203,13 +206,21 @@ def _drain(fd: int, tail: TailBuffer) -> None:
 
 
 def _completion_report(text: str, token: str) -> dict[str, Any] | None:
-    """The last report line carrying this run's token, or None if the program wrote none."""
+    """The last report line carrying this run's token, or None if the program wrote none.
+
+    A line of the wrong shape (not an object with a known ``outcome``) becomes a ``malformed``
+    report, which the verdict treats as a crash: the caller never sees a shape it cannot read.
+    """
     for line in reversed(text.splitlines()):
         if line.startswith(token + " "):
             try:
-                return json.loads(line[len(token) + 1 :])
-            except json.JSONDecodeError:
-                return None
+                report = json.loads(line[len(token) + 1 :])
+            except (json.JSONDecodeError, RecursionError):
+                return {"outcome": "malformed", "message": "a report line that is not JSON"}
+            if isinstance(report, dict) and report.get("outcome") in child.OUTCOMES:
+                return report
+            text = line[len(token) + 1 :][:80]
+            return {"outcome": "malformed", "message": f"a report of the wrong shape: {text}"}
     return None
 
 
