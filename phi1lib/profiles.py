@@ -47,6 +47,7 @@ SECTIONS: dict[str, str] = {
     "finetune": "phi1lib.training.loop:TrainSettings",
     "ablation": "phi1lib.training.settings:AblationSettings",
     "eval": "phi1lib.evaluation.settings:EvalSettings",
+    "robustness": "phi1lib.evaluation.settings:RobustnessSettings",
     "probes": "phi1lib.analysis.probes.runner:ProbeSettings",
     "diversity": "phi1lib.analysis.measure:DiversitySettings",
     "sandbox": "phi1lib.sandbox.settings:SandboxSettings",

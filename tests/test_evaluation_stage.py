@@ -60,6 +60,7 @@ def upstream(tmp_path_factory):
         for i in range(4)
     ]  # fmt: skip
     datasets.Dataset.from_list(heldout).save_to_disk(str(root / "exercises" / "heldout"))
+    datasets.Dataset.from_list(heldout[:1]).save_to_disk(str(root / "exercises" / "infamily"))
     return {
         stage: _artifact(stage, root / stage) for stage in ("pretrain", "finetune", "exercises")
     }
@@ -81,7 +82,8 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
     for model in ("phi-1-base", "phi-1"):
         benchmarks = summary["models"][model]["benchmarks"]
         assert {b: benchmarks[b]["problems"] for b in benchmarks} == {
-            "humaneval": 4, "mbpp": 3, "new": 2, "exercises-data": 2, "exercises-heldout": 2,
+            "humaneval": 4, "mbpp": 3, "new": 2, "exercises-data": 2, "exercises-infamily": 1,
+            "exercises-heldout": 2,
         }  # fmt: skip
         assert benchmarks["humaneval"]["pass@1"] == 0.0  # random weights
         # every pass rate has its Wilson interval: 0 of 4 passed still allows up to 49%
@@ -95,7 +97,7 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
         heldout = read_report(artifact, model, "exercises-heldout")
         assert [r.task_id for r in heldout.results] == ["exercise/0", "exercise/3"]
     rates = pass_rates_table(summary)
-    assert len(rates) == 10
+    assert len(rates) == 12
     row = rates.loc[("phi-1", "exercises: held-out families")]
     assert row["problems"] == 2 and row["pass@1 (%)"] == 0.0
     assert row["95% interval (%)"] == "0.0-65.8"
@@ -161,8 +163,8 @@ def test_stage_is_registered_after_the_training_stages():
 
 
 def test_an_exercise_split_the_artifact_lacks_is_named(upstream):
-    with pytest.raises(ExerciseFormatError, match="no split 'infamily' \\(it has data, heldout\\)"):
-        split_problems(upstream["exercises"], "infamily", 10)
+    with pytest.raises(ExerciseFormatError, match="no split 'train' \\(it has data, heldout, infa"):
+        split_problems(upstream["exercises"], "train", 10)
     problems = split_problems(upstream["exercises"], "data", 10)
     assert [p.entry_point for p in problems] == ["near_pair", "fraction_part", "greet"]
     assert problems[0].program(problems[0].canonical_solution).count("def near_pair") == 1

@@ -27,3 +27,19 @@ class EvalSettings:
     timeout_s: float
     cpu_threads: int
     plus: bool
+
+
+@dataclass(frozen=True)
+class RobustnessSettings:
+    """The ``[robustness]`` section: which exercises the fine-tuned model completes clean and
+    perturbed, how they are perturbed, generated and compared (chapter 7)."""
+
+    split: str
+    problems: int
+    kinds: list[str]
+    rate: float
+    seed: int
+    max_new_tokens: int
+    batch_size: int
+    workers: int
+    bootstrap_resamples: int

@@ -16,6 +16,7 @@ from phi1lib.paper import PHI1_FAMILY, PRUNED_EXERCISES, TABLE2, TABLE3
 
 STATUS_ORDER = ("passed", "failed", "timeout", "crashed")
 BENCHMARK_LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "new": "new problems"}
+BENCHMARK_LABELS.update({"humaneval+": "HumanEval+", "mbpp+": "MBPP+"})
 for _split in ("data", "infamily", "heldout"):
     BENCHMARK_LABELS[benchmark_name(_split)] = f"exercises: {split_label(_split)}"
 

@@ -37,11 +37,15 @@ class PretrainSettings(TrainSettings):
 
 @dataclass(frozen=True)
 class AblationSettings:
-    """How the ablation's four models are scored (chapters 4 and 5)."""
+    """How many seeds the ablation trains per arm, and how its models are scored and compared
+    (chapters 4 and 5)."""
 
+    seeds: int
+    splits: list[str]
     exercises: int
     heldout_sequences: int
     humaneval_limit: int
     max_new_tokens: int
     batch_size: int
     workers: int
+    bootstrap_resamples: int
