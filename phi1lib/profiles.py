@@ -50,6 +50,7 @@ SECTIONS: dict[str, str] = {
     "robustness": "phi1lib.evaluation.settings:RobustnessSettings",
     "probes": "phi1lib.analysis.probes.runner:ProbeSettings",
     "diversity": "phi1lib.analysis.measure:DiversitySettings",
+    "sandbox": "phi1lib.sandbox.settings:SandboxSettings",
 }
 
 

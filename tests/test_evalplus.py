@@ -8,7 +8,6 @@ plainly at the network boundary.
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -25,8 +24,8 @@ from phi1lib.evaluation.plus import (
     output_matches,
     read_outputs,
 )
-from phi1lib.evaluation.plus_values import Opaque, plus_decode, plus_encode, round_trip
 from phi1lib.evaluation.problems import ProblemFormatError
+from phi1lib.sandbox.values import decode
 
 DATA = Path(__file__).parent / "data" / "evalplus"
 HUMANEVAL_PLUS = DATA / "HumanEvalPlus-sample.jsonl"
@@ -43,32 +42,6 @@ def mbpp_plus():
     return {p.task_id: p for p in load_plus("mbpp+", path=MBPP_PLUS)}
 
 
-def test_values_keep_what_json_would_blur():
-    values = [
-        (1, 2),
-        [1, (2, 3)],
-        {3, 4},
-        frozenset({5}),
-        {1: "a", (2, 3): [4.5]},
-        float("inf"),
-        -float("inf"),
-        None,
-        True,
-        2**70,
-        b"\x00\xff",
-        1 + 2j,
-    ]
-    for value in values:
-        back = round_trip(value)
-        assert back == value and type(back) is type(value)
-    assert math.isnan(round_trip(float("nan")))
-    assert round_trip(True) is True and round_trip(1) == 1 and type(round_trip(1)) is int
-    opaque = round_trip(range(3))
-    assert isinstance(opaque, Opaque) and opaque == Opaque("range", "range(0, 3)")
-    assert json.loads(json.dumps(plus_encode({"$t": 1})))  # a genuine "$t" key stays a dict
-    assert round_trip({"$t": 1}) == {"$t": 1}
-
-
 def test_evalplus_loaders_read_local_files_in_the_release_format(humaneval_plus, mbpp_plus):
     assert list(humaneval_plus) == ["HumanEval/0", "HumanEval/2", "HumanEval/32"]
     zero = humaneval_plus["HumanEval/0"]
@@ -81,7 +54,7 @@ def test_evalplus_loaders_read_local_files_in_the_release_format(humaneval_plus,
     assert humaneval_plus["HumanEval/32"].atol == 1e-6
     assert list(mbpp_plus) == ["Mbpp/2", "Mbpp/3", "Mbpp/17"]
     # evalplus's own deserialisation turned MBPP/2's argument lists into tuples.
-    first_args = plus_decode(json.loads(mbpp_plus["Mbpp/2"].test)[0])
+    first_args = decode(json.loads(mbpp_plus["Mbpp/2"].test)[0])
     assert first_args == [(3, 4, 5, 6), (5, 7, 4, 10)]
     assert mbpp_plus["Mbpp/2"].stop_sequences != zero.stop_sequences  # MBPP's: a whole function
     with pytest.raises(ValueError, match="outside the sandbox"):
@@ -147,7 +120,6 @@ def test_special_oracles_and_tolerances(humaneval_plus, mbpp_plus):
     assert not output_matches(truncate, [3.5], "0.5", 0.5)
     perimeter = mbpp_plus["Mbpp/17"]
     assert not output_matches(perimeter, [10], 40.0000001, 40)  # an int answer is exact
-    assert not output_matches(perimeter, [10], Opaque("range", "range(0, 3)"), 40)
 
 
 def test_a_program_cannot_forge_outputs_it_does_not_know(humaneval_plus):
@@ -173,7 +145,7 @@ def test_outputs_are_read_from_marked_lines_only():
     stdout = "\n".join(
         [
             "noise",
-            nonce + '{"i": 0, "value": {"$t": [1, 2]}}',
+            nonce + '{"i": 0, "value": {"tuple": [1, 2]}}',
             nonce + '{"i": 0, "value": 99}',  # a second line for an index is ignored
             nonce + '{"i": 1, "error": "ZeroDivisionError"}',
             nonce + "not json",
@@ -221,3 +193,25 @@ def test_phi1_eval_grades_a_local_file_and_explains_offline(tmp_path):
         timeout=300,
     )
     assert wrong.returncode == 2 and "--data is for" in wrong.stderr
+
+
+def test_answers_checked_only_for_none_travel_as_booleans():
+    # MBPP's text_match_three returns a regex match: not data, so EvalPlus (and we) compare
+    # only whether it is None.
+    from phi1lib.evaluation.plus import problem_from_plus_record
+
+    record = {
+        "task_id": "Mbpp/787",
+        "prompt": '"""\nWrite a function that matches a string that has an a followed by three b.\n"""\n',
+        "entry_point": "text_match_three",
+        "canonical_solution": "\nimport re\ndef text_match_three(text):\n"
+        "    return re.search('ab{3}?', text)\n",
+        "base_input": [["ac"], ["abbbba"]],
+        "plus_input": [["caacabbbba"], [""]],
+        "atol": 0,
+    }
+    problem = problem_from_plus_record("mbpp+", record, where="inline")
+    right = "import re\ndef text_match_three(text):\n    return re.search('abbb', text)\n"
+    wrong = "def text_match_three(text):\n    return 'abbb' in text and None\n"
+    results = grade_completions([problem], [[right, wrong]], workers=2, progress=False)
+    assert [sample.passed for sample in results[0].samples] == [True, False]

@@ -102,6 +102,7 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
     assert row["problems"] == 2 and row["pass@1 (%)"] == 0.0
     assert row["95% interval (%)"] == "0.0-65.8"
     assert artifact.counts["phi-1/humaneval/pass@1"] == 0.0
+    assert "python-guard" in artifact.counts["sandbox"]["layers"]  # the manifest says how
 
     decontamination = artifact.json("decontamination.json")
     best = {row["task_id"]: row for row in decontamination["ast"]["best"]}

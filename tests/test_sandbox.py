@@ -232,9 +232,9 @@ def test_cpu_time_limit_ends_a_busy_program():
     limits = SandboxLimits(timeout_s=20.0, cpu_s=1.0)
     started = time.monotonic()
     result = run_program("while True:\n    pass\n", limits=limits)
-    assert result.status == "timeout"
+    assert result.status == "timeout", result
     assert result.message == "CPU-time limit of 1 s exceeded"
-    assert 0.9 <= result.cpu_s <= 2.0
+    assert 0.5 <= result.cpu_s <= 2.5  # tick-sampled usage falls short on a loaded machine
     assert time.monotonic() - started < 15
 
 

@@ -13,8 +13,7 @@ import os
 import pytest
 
 from phi1lib import cli
-from phi1lib.sandbox import SandboxLimits, SandboxPool
-from phi1lib.sandbox import isolation as iso
+from phi1lib.sandbox import SandboxLimits, SandboxPool, rootfs
 
 GOOD = "assert sorted([3, 1, 2]) == [1, 2, 3]\n"
 # Finds the completion token in the harness's frame and writes a report of the wrong shape.
@@ -111,7 +110,7 @@ def test_remove_tree_removes_a_tree_deeper_than_path_max_without_permissions(tmp
     os.mkdir("locked", dir_fd=fd)
     os.close(fd)
     os.chmod(top / "d", 0)
-    iso.remove_tree(str(top))
+    rootfs.remove_tree(str(top))
     assert not top.exists()
 
 

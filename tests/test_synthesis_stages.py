@@ -64,6 +64,8 @@ def test_textbooks_keep_the_contract_and_cover_every_topic(built):
     assert all(n > 50 for n in data["n_tokens"]) and all("```python" in t for t in data["text"])
     report = artifact.json("report.json")
     assert report["tokens"]["kept"] == sum(data["n_tokens"]) == artifact.counts["tokens"]
+    sandbox = artifact.counts["sandbox"]  # the layers its code blocks ran under
+    assert sandbox["layers"][-1] == "python-guard" and sandbox["full"] == (not sandbox["missing"])
     assert report["coverage"]["topic"]["share_covered"] == 1.0
     assert report["code_blocks"]["total"] >= len(data)
     provenance = json.loads(data[0]["provenance"])

@@ -32,6 +32,7 @@ from phi1lib.analysis.probes.suite import SUITE_FILE, load_suite
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact, fingerprint
+from phi1lib.sandbox.layers import require_isolation
 
 BASE, TUNED = "base", "fine-tuned"
 JUDGE_CACHE = "teacher/probes"  # the judge's grades of probe answers (``phi1 probes`` shares it)
@@ -91,6 +92,7 @@ def _models_cached(path: Path) -> dict[str, list[dict]]:
 def build_probes(ctx: StageContext) -> dict[str, Any]:
     """Answer, check (and grade) every probe with every model; write outcomes and tables."""
     profile = ctx.profile
+    sandbox = require_isolation(profile.sandbox)
     probes = load_suite()
     settings = profile.probes
     models = {
@@ -145,7 +147,7 @@ def build_probes(ctx: StageContext) -> dict[str, Any]:
     }
     _write_json(ctx.out / "summary.json", summary)
     # What the build cost goes to the manifest's counts, beside what it found.
-    counts: dict[str, Any] = {"probes": len(probes), "models": len(models)}
+    counts: dict[str, Any] = {"probes": len(probes), "models": len(models), "sandbox": sandbox}
     for label in models:
         counts[f"passed {label}"] = sum(o.passed for o in outcomes if o.model == label)
         generation = done[label]["costs"]["generation"]

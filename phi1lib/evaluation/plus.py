@@ -14,7 +14,8 @@ the network; ``phi1 eval humaneval+`` runs them wherever GitHub is reachable.
 
 Grading differs from EvalPlus's own in one way that matters: the reference outputs never enter
 the sandbox. The reference solution and the completion each run there on the inputs and send
-back their return values as data (``plus_values.py``); this process compares them, with the
+back their return values as data (the sandbox's ``values.py`` format, the one its split tests
+use); this process compares them, with the
 tolerance and the special cases EvalPlus applies. A program can write anything it likes on its
 output, but it cannot see the answers it would have to forge. Introduced in chapter 6.
 """
@@ -29,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from phi1lib.evaluation.mbpp import MBPP_STOPS
-from phi1lib.evaluation.plus_values import codec_source, plus_decode, plus_encode
 from phi1lib.evaluation.problems import (
     FUNCTION_BODY_STOPS,
     Problem,
     ProblemFormatError,
     function_docstring,
 )
+from phi1lib.sandbox.values import decode, encode
 
 PLUS_BENCHMARKS = ("humaneval+", "mbpp+")
 PLUS_FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input")
@@ -120,7 +121,7 @@ def problem_from_plus_record(benchmark: str, record: Mapping[str, Any], *, where
         task_id=str(record["task_id"]),
         prompt=prompt,
         canonical_solution=str(record["canonical_solution"]),
-        test=json.dumps([plus_encode(list(args)) for args in base + plus]),
+        test=json.dumps([encode(list(args)) for args in base + plus]),
         entry_point=entry_point,
         description=description,
         harness="outputs",
@@ -146,25 +147,32 @@ def outputs_program(code: str, problem: Problem, nonce: str) -> str:
     """``code`` followed by a harness that calls the entry point on every input.
 
     Each result goes to the original stdout as one line, ``nonce`` then JSON; whatever the
-    function prints itself is swallowed. Nothing of the expected outputs is in the program.
+    function prints itself is swallowed. Nothing of the expected outputs is in the program. For
+    the MBPP+ problems whose answers EvalPlus only checks for being ``None`` (a regex match
+    object, say), a result that is not a bool is sent as ``result is not None``, as EvalPlus
+    compares them.
     """
+    not_none = problem.benchmark == "mbpp+" and problem.entry_point in _not_none_tasks()
     return (
-        f"{code}\n\n\n{codec_source()}\n\n"
-        "def _plus_main(entry_point, nonce, payload):\n"
+        f"{code}\n\n\n"
+        "def _plus_main(entry_point, nonce, payload, not_none):\n"
         "    import io, json, os, sys\n"
+        "    from phi1lib.sandbox.values import decode, encode\n"
         "    function = globals()[entry_point]\n"
         "    channel = os.dup(1)\n"
         "    for index, raw in enumerate(json.loads(payload)):\n"
         "        sys.stdout = io.StringIO()\n"
         "        try:\n"
-        "            record = {'i': index, 'value': plus_encode(function(*plus_decode(raw)))}\n"
-        "            line = json.dumps(record)\n"
+        "            value = function(*decode(raw))\n"
+        "            if not_none and not isinstance(value, bool):\n"
+        "                value = value is not None\n"
+        "            line = json.dumps({'i': index, 'value': encode(value)})\n"
         "        except BaseException as error:\n"
         "            line = json.dumps({'i': index, 'error': type(error).__name__})\n"
         "        finally:\n"
         "            sys.stdout = sys.__stdout__\n"
         "        os.write(channel, (nonce + line + '\\n').encode())\n\n\n"
-        f"_plus_main({problem.entry_point!r}, {nonce!r}, {problem.test!r})\n"
+        f"_plus_main({problem.entry_point!r}, {nonce!r}, {problem.test!r}, {not_none!r})\n"
     )
 
 
@@ -186,7 +194,7 @@ def read_outputs(stdout: str, nonce: str, count: int) -> list[tuple[bool, Any]]:
             continue
         if "value" in record:
             try:
-                found[index] = (True, plus_decode(record["value"]))
+                found[index] = (True, decode(record["value"]))
             except (TypeError, ValueError, KeyError, IndexError):
                 found[index] = (False, "undecodable")
         else:
@@ -228,7 +236,7 @@ def output_matches(problem: Problem, args: Sequence[Any], out: Any, expected: An
     name = problem.entry_point
     try:
         exact = bool(out == expected)
-    except Exception:  # an Opaque or odd value that cannot even compare
+    except Exception:  # values that cannot even compare
         exact = False
     if problem.benchmark == "humaneval+" and name == "find_zero":
         try:
@@ -301,8 +309,6 @@ def grade_outputs(
                 f"{problems[i].task_id}: the reference solution does not run on every input "
                 f"({outcome.status}: {outcome.message})"
             )
-        if problems[i].benchmark == "mbpp+" and problems[i].entry_point in _not_none_tasks():
-            outputs = [(True, value is not None) for _, value in outputs]
         expected[i] = outputs
         budget[i] = _time_limit(float(outcome.duration_s), limits.timeout_s)
     per_problem: dict[int, list[int]] = {}
@@ -342,7 +348,7 @@ def _not_none_tasks() -> list[str]:
 def _verdict(
     problem: Problem, expected: list[tuple[bool, Any]], outcome, nonce: str
 ) -> dict[str, Any]:
-    inputs = [plus_decode(raw) for raw in json.loads(problem.test)]
+    inputs = [decode(raw) for raw in json.loads(problem.test)]
     outputs = read_outputs(outcome.stdout_tail, nonce, len(inputs))
     matched = [
         returned and output_matches(problem, args, value, want)

@@ -34,6 +34,7 @@ from phi1lib.evaluation.judge import judge_available
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.sandbox import SandboxLimits
+from phi1lib.sandbox.layers import require_isolation
 
 # Our names for the models, after the paper's, and the stages that train them.
 MODELS = {"phi-1-base": "pretrain", "phi-1": "finetune"}
@@ -127,6 +128,7 @@ def _decontamination(ctx: StageContext, scores: dict[str, dict[str, float]]) -> 
 
 def _build(ctx: StageContext) -> dict[str, Any]:
     profile = ctx.profile
+    sandbox = require_isolation(profile.sandbox)
     config = profile.eval
     settings, ks = sampling_settings(profile)
     limits = SandboxLimits(timeout_s=config.timeout_s)
@@ -170,7 +172,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
     decontamination = _decontamination(ctx, scores)
     (ctx.out / "decontamination.json").write_text(json.dumps(decontamination, indent=1))
     (ctx.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    counts: dict[str, Any] = {}
+    counts: dict[str, Any] = {"sandbox": sandbox}
     for label, entry in summary["models"].items():
         for benchmark, result in entry["benchmarks"].items():
             counts[f"{label}/{benchmark}/pass@1"] = round(result["pass@1"], 4)

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from phi1lib.sandbox.isolation import Isolation
+from phi1lib.sandbox.layers import warn_if_weaker
 from phi1lib.sandbox.limits import SandboxLimits
 from phi1lib.sandbox.protocol import read_frame, write_frame
 
@@ -32,11 +34,13 @@ class RunRefused(RuntimeError):
 class ZygoteProcess:
     """One zygote and the pipe protocol to it; used by one thread at a time."""
 
-    def __init__(self, namespaces: bool = True) -> None:
+    def __init__(self, namespaces: bool = True, cgroup: bool = True) -> None:
         command = [sys.executable, "-s", "-m", "phi1lib.sandbox.zygote"]
         command += ["--home", os.path.expanduser("~")]
         if not namespaces:
             command.append("--no-namespaces")
+        if not cgroup:
+            command.append("--no-cgroup")
         # The zygote (and so every program) sees none of the caller's environment: no API
         # keys, no tokens, nothing but what Python needs to start.
         environment = {
@@ -61,10 +65,19 @@ class ZygoteProcess:
                 f"the sandbox zygote failed to start (exit code {self.process.returncode})"
             )
         self.isolation: dict[str, Any] = ready["isolation"]
+        self.layers: tuple[str, ...] = Isolation(**self.isolation).layers(network=False)
+        warn_if_weaker(self.layers)
 
-    def run(self, source: str, limits: SandboxLimits) -> dict[str, Any]:
+    def run(
+        self,
+        source: str,
+        limits: SandboxLimits,
+        calls: dict[str, Any] | None = None,
+        as_main: bool = True,
+    ) -> dict[str, Any]:
+        request = {"source": source, "limits": limits.to_dict(), "calls": calls, "as_main": as_main}
         try:
-            write_frame(self.process.stdin, {"source": source, "limits": limits.to_dict()})
+            write_frame(self.process.stdin, request)
             response = read_frame(self.process.stdout)
         except (BrokenPipeError, OSError) as error:
             raise ZygoteDied(f"the sandbox zygote is gone: {error}") from error

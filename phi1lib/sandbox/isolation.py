@@ -1,27 +1,36 @@
 """The first layer: what the operating system does to contain a program.
 
-The zygote builds the jail once, when it starts, and forks every program into it:
+The zygote builds the jail once, when it starts, and each run adds its own namespaces:
 
 - a user namespace, for an unprivileged zygote only: it gives the zygote the right to build
   the other namespaces without being root on the machine;
 - a PID namespace of the zygote's own, and a fresh one per program in which the program is
   process 1: when it exits, the kernel kills whatever it left behind, daemons included;
-- a mount namespace: the whole filesystem read-only, private ``tmpfs`` mounts on ``/tmp``
-  (where each program's scratch directory lives; wiped after every run), ``/dev/shm`` and
-  ``/var/tmp``, an empty ``tmpfs`` over the caller's home directory (with only the
-  interpreter's own files put back, where they live there), and a ``/proc`` that shows only
-  the zygote's namespace;
+- a private root filesystem: an empty read-only ``tmpfs`` into which only what the
+  interpreter needs is bind-mounted read-only (``/usr``, ``/lib``, a few files of ``/etc``,
+  ``sys.prefix``, ``sys.base_prefix``, the standard library, site-packages and the project's
+  package), wherever those live (under ``/tmp``, under a home directory of mode 700), with the
+  folders above them created world-traversable so a fresh user id can reach them. Nothing else
+  of the machine is there: no home directory, no ``/run`` (no host service's socket), no other
+  checkout;
+- per run, a fresh mount and IPC namespace: a ``tmpfs`` on ``/tmp`` capped in size and inodes
+  (``/dev/shm`` and ``/var/tmp`` live on it), and a ``/proc`` that shows only the run's own
+  processes. Everything a run wrote disappears with its namespaces, so the next run cannot see
+  it, and no clean-up has to walk what the program left;
 - an empty network namespace that programs join (no interface up: no connection can leave,
   not even to 127.0.0.1) unless a run asks for the network;
 - a fresh user id per run when the zygote is root, so that ``RLIMIT_NPROC`` (which the kernel
-  does not enforce for root) caps a fork bomb, and file permissions protect the rest;
+  does not enforce for root) caps a fork bomb, and file permissions protect the rest; no
+  capabilities, and ``no_new_privs`` so that no setuid binary gives any back;
 - resource limits (``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NPROC``,
-  ``RLIMIT_CORE``) set in the program's process before its code runs.
+  ``RLIMIT_NOFILE``, ``RLIMIT_CORE``) set in the program's process before its code runs, and a
+  memory cgroup that counts every process and shared mapping of the run (``cgroup.py``).
 
 Each layer is used only where the kernel allows it; :func:`probe` finds out which, trying each
-in a throwaway child first. Building the namespaces once instead of per program is what keeps
-the sandbox faster than a bare ``fork`` harness (see ``benchmarks/bench_sandbox.py``).
-Introduced in chapter 2 ("Executing the textbooks").
+in a throwaway child first, and :func:`missing_layers` names what a weaker machine lacks.
+Building the root once instead of per program is what keeps the sandbox faster than a bare
+``fork`` harness (see ``benchmarks/bench_sandbox.py``). Introduced in chapter 2 ("Executing
+the textbooks").
 """
 
 from __future__ import annotations
@@ -30,19 +39,15 @@ import os
 import resource
 import secrets
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from phi1lib.sandbox import syscalls
+from phi1lib.sandbox import rootfs, syscalls
 from phi1lib.sandbox.limits import SandboxLimits
 
-SCRATCH_IN_NAMESPACE = "/tmp/sandbox"
-PRIVATE_DIRS = ("/tmp", "/dev/shm", "/var/tmp")
 # Fresh user ids are drawn from a range no distribution hands out to real accounts.
 _UID_BASE = 3_000_000_000
 _UID_SPAN = 1_000_000_000
-_MOUNT_FLAGS = syscalls.MS_NOSUID | syscalls.MS_NODEV
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,17 @@ class Isolation:
     the process that started it besides the program), ``shared-uid`` (the count holds every
     process of the user, read from ``/proc`` just before the limit is set) or ``none`` (root
     without the right to change user id: the kernel does not enforce the limit for root).
+    ``mount_namespace`` is the private root and per-run scratch of ``rootfs.py``.
     """
 
     user_namespace: bool = False
     pid_namespace: bool = False
     network_namespace: bool = False
     mount_namespace: bool = False
+    ipc_namespace: bool = False
     process_limit: str = "none"
+    memory_cgroup: bool = False
+    no_new_privs: bool = False
 
     @property
     def separate_uid(self) -> bool:
@@ -74,8 +83,12 @@ class Isolation:
             ("pid-namespace", self.pid_namespace),
             ("network-namespace", self.network_namespace and not network),
             ("private-filesystem", self.mount_namespace),
+            ("private-proc", self.mount_namespace and self.pid_namespace),
+            ("ipc-namespace", self.ipc_namespace),
             ("separate-uid", self.separate_uid),
             ("process-limit", self.process_limit != "none"),
+            ("memory-cgroup", self.memory_cgroup),
+            ("no-new-privileges", self.no_new_privs),
         ]
         return tuple(name for name, present in names if present) + ("python-guard",)
 
@@ -185,124 +198,21 @@ def tasks_of_user(uid: int) -> int:
     return total
 
 
-def interpreter_paths() -> list[str]:
-    """Where the interpreter and its packages live: these must stay readable in the sandbox."""
-    roots = {os.path.realpath(path) for path in (sys.prefix, sys.base_prefix, *sys.path) if path}
-    return sorted(path for path in roots if path != os.sep and os.path.exists(path))
-
-
 def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def home_to_hide(home: str | None) -> str | None:
-    """The caller's home directory as the sandbox should hide it (None: nothing to hide)."""
-    if not home or not os.path.isdir(home):
-        return None
-    home = os.path.realpath(home)
-    if home == os.sep or _is_within(SCRATCH_IN_NAMESPACE, home):
-        return None
-    if any(_is_within(home, path) for path in interpreter_paths()):
-        return None  # home lies inside the interpreter's own tree: hiding it would hide Python
-    return home
-
-
 def interpreter_paths_in(home: str) -> list[str]:
-    """The outermost interpreter paths inside ``home``: they stay visible when home is hidden.
+    """The outermost interpreter paths inside ``home``, which the guard lets a program read.
 
     (A Python installed by pyenv, or a checkout under the home directory, lives there.)
     """
+    home = os.path.realpath(home)
     kept: list[str] = []
-    for path in interpreter_paths():
+    for path in rootfs.interpreter_paths():
         if _is_within(path, home) and path != home and not any(_is_within(path, k) for k in kept):
             kept.append(path if os.path.isdir(path) else os.path.dirname(path))
     return kept
-
-
-def _hide_home(home: str) -> None:
-    """Cover ``home`` with an empty read-only tmpfs, bind-mounting back only the interpreter.
-
-    The new tmpfs is assembled under the private /tmp, while the real home is still visible,
-    then moved over it.
-    """
-    stage = "/tmp/.home"
-    os.mkdir(stage)
-    syscalls.mount("tmpfs", stage, "tmpfs", _MOUNT_FLAGS, "size=1m,mode=755")
-    for path in interpreter_paths_in(home):
-        target = stage + path[len(home.rstrip(os.sep)) :]
-        os.makedirs(target, mode=0o755)
-        syscalls.mount(path, target, None, syscalls.MS_BIND | syscalls.MS_REC, None)
-    syscalls.mount(stage, home, None, syscalls.MS_MOVE, None)
-    os.rmdir(stage)
-    syscalls.make_tree_read_only(home)
-
-
-def build_private_filesystem(home: str | None, own_proc: bool) -> None:
-    """Enter a new mount namespace and set up the sandbox's view of the filesystem.
-
-    Mounts are first made private so that nothing done here propagates back to the machine.
-    ``own_proc`` mounts a ``/proc`` for the caller's PID namespace (the caller must be in one
-    it made).
-    """
-    syscalls.unshare(syscalls.CLONE_NEWNS)
-    syscalls.mount("none", "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE, None)
-    syscalls.make_tree_read_only("/")
-    for path in PRIVATE_DIRS:
-        if os.path.isdir(path):
-            syscalls.mount("tmpfs", path, "tmpfs", _MOUNT_FLAGS, "size=1m,mode=1777")
-    hidden_home = home_to_hide(home)
-    if hidden_home:
-        _hide_home(hidden_home)
-    if own_proc:
-        syscalls.mount("proc", "/proc", "proc", _MOUNT_FLAGS | syscalls.MS_NOEXEC, None)
-
-
-def fresh_scratch(size_bytes: int) -> str:
-    """The next run's scratch directory on the private /tmp, which may hold ``size_bytes``."""
-    size = f"size={max(size_bytes, 4096)}"
-    syscalls.mount("tmpfs", "/tmp", None, syscalls.MS_REMOUNT | _MOUNT_FLAGS, size)
-    if os.path.lexists(SCRATCH_IN_NAMESPACE):  # a clean-up that failed must not fail this run
-        wipe_private_dirs()
-    os.mkdir(SCRATCH_IN_NAMESPACE, 0o700)
-    return SCRATCH_IN_NAMESPACE
-
-
-def wipe_private_dirs() -> None:
-    """Delete everything a run left in the private tmpfs mounts (all its processes are dead)."""
-    for path in PRIVATE_DIRS:
-        if os.path.isdir(path):
-            empty_folder(path)
-
-
-def empty_folder(folder: str) -> None:
-    """Delete everything inside ``folder``, however deep, without recursion.
-
-    A program may leave a tree thousands of levels deep (deeper than ``PATH_MAX``, deeper than
-    Python's recursion limit) and take away its own permissions on the way. Each subfolder's
-    entries are moved up into ``folder`` itself, so that no path used here is longer than two
-    names and no call recurses; then the emptied subfolder goes.
-    """
-    pending = True
-    while pending:
-        pending = False
-        for entry in os.scandir(folder):
-            if not entry.is_dir(follow_symlinks=False):
-                os.unlink(entry.path)
-                continue
-            pending = True
-            os.chmod(entry.path, 0o700)
-            for inner in os.scandir(entry.path):
-                if inner.is_dir(follow_symlinks=False):
-                    os.chmod(inner.path, 0o700)  # moving a folder rewrites its ".." entry
-                os.rename(inner.path, os.path.join(folder, "." + secrets.token_hex(8)))
-            os.rmdir(entry.path)
-
-
-def remove_tree(path: str) -> None:
-    """Remove a scratch dir, however deep, even where the program took away its permissions."""
-    os.chmod(path, 0o700)
-    empty_folder(path)
-    os.rmdir(path)
 
 
 def other_tasks_charged(isolation: Isolation) -> int | None:
@@ -320,14 +230,15 @@ def other_tasks_charged(isolation: Isolation) -> int | None:
 
 
 def apply_resource_limits(limits: SandboxLimits, process_baseline: int | None) -> None:
-    """Set the program's resource limits (soft = hard, so the program cannot raise them).
+    """Set the program's resource limits (soft = hard, so the program cannot raise them; the
+    CPU limit's hard value is a second more, so that a plain program ends by ``SIGXCPU``).
 
     ``process_baseline`` is what :func:`other_tasks_charged` returned; the program may then run
     ``limits.max_processes`` processes and threads of its own, itself included.
     """
     megabyte = 1024 * 1024
     cpu = limits.cpu_seconds
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -368,57 +279,93 @@ def _pid_namespace_per_run() -> None:
                 raise OSError("the child was not process 1 of a new PID namespace")
 
 
-def _set_up_like_a_zygote(home: str | None, private_filesystem: bool, own_proc: bool) -> None:
-    paths = interpreter_paths()
-    if private_filesystem:
-        build_private_filesystem(home, own_proc)
-        fresh_scratch(1 << 20)
-    for path in paths:  # Python must still find its own files
-        if os.path.isdir(path):
-            os.listdir(path)
-        else:
-            with open(path, "rb"):
-                pass
-
-
-def _set_up_like_a_run(home: str | None, private_filesystem: bool, own_proc: bool) -> None:
-    paths = interpreter_paths()
-    if private_filesystem:
-        build_private_filesystem(home, own_proc)
-    drop_privileges(fresh_uid())
+def _python_can_read_its_files(paths: list[str]) -> None:
     for path in paths:
         if os.path.isdir(path):
             os.listdir(path)
         else:
             with open(path, "rb"):
                 pass
+    with open(os.__file__, "rb") as handle:  # a module file, as an import would read it
+        handle.read(1)
+
+
+def _in_a_run(own_proc: bool, ipc: bool, step: Callable[[], None]) -> None:
+    """Run ``step`` as a run would: process 1 of a new PID namespace, with its namespaces."""
+    with open("/proc/self/ns/pid", "rb") as own:
+        pid = fork_into_new_pid_namespace(own.fileno()) if own_proc else os.fork()
+        if pid == 0:
+            try:
+                rootfs.enter_run_namespaces(1 << 20, 64, own_proc, ipc)
+                if own_proc and len([n for n in os.listdir("/proc") if n.isdigit()]) != 1:
+                    raise OSError("the run's /proc shows other processes")
+                step()
+            except BaseException:
+                os._exit(1)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError("a run's namespaces could not be set up")
+
+
+def _private_root_works(own_proc: bool, ipc: bool) -> None:
+    paths = rootfs.interpreter_paths()
+    rootfs.build_private_root()
+    _in_a_run(own_proc, ipc, lambda: _python_can_read_its_files(paths))
+
+
+def _fresh_uid_works(private_root: bool, own_proc: bool, ipc: bool) -> None:
+    paths = rootfs.interpreter_paths()
+
+    def as_a_fresh_user() -> None:
+        syscalls.drop_bounding_set()
+        drop_privileges(fresh_uid())
+        syscalls.clear_capabilities()
+        syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+        _python_can_read_its_files(paths)
+
+    if private_root:
+        rootfs.build_private_root()
+        _in_a_run(own_proc, ipc, as_a_fresh_user)
+    else:
+        as_a_fresh_user()
 
 
 def _network_namespace_works() -> None:
     os.close(make_empty_network_namespace())
 
 
-def probe(allow_namespaces: bool, home: str | None) -> Isolation:
+def _ipc_namespace_works() -> None:
+    syscalls.unshare(syscalls.CLONE_NEWIPC)
+
+
+def _no_new_privs_works() -> None:
+    syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+    if syscalls.prctl(syscalls.PR_GET_NO_NEW_PRIVS, 0) != 1:
+        raise OSError("no_new_privs did not stick")
+
+
+def probe(allow_namespaces: bool, memory_cgroup: bool) -> Isolation:
     """Set up the zygote's namespaces, finding out which layers work here.
 
     An unprivileged caller first enters a user namespace; then the caller becomes process 1
     of a new PID namespace (so this returns in a forked process: call it early, in the
     single-threaded zygote, before it holds anything the original process should keep). The
-    private filesystem and the fresh user id are tried in throwaway children first, and used
-    only where Python stays importable (an interpreter in root's private home is, once the
-    private filesystem puts it back). The caller then builds the filesystem and the network
-    namespace with :func:`build_private_filesystem` and :func:`make_empty_network_namespace`.
+    private root and the fresh user id are tried in throwaway children first, with Python
+    reading its own files from inside, and used only where that works. The caller then builds
+    the root and the network namespace with :func:`rootfs.build_private_root` and
+    :func:`make_empty_network_namespace`. ``memory_cgroup`` says whether the caller holds one.
     """
     user_ns = allow_namespaces and os.geteuid() != 0 and enter_user_namespace()
     pid_ns = allow_namespaces and become_pid_namespace_init()
     if pid_ns:
         pid_ns = _succeeds_in_child(_pid_namespace_per_run)
     net_ns = allow_namespaces and _succeeds_in_child(_network_namespace_works)
-    mount_ns = allow_namespaces and _succeeds_in_child(
-        lambda: _set_up_like_a_zygote(home, True, pid_ns)
-    )
+    ipc_ns = allow_namespaces and _succeeds_in_child(_ipc_namespace_works)
+    mount_ns = allow_namespaces and _succeeds_in_child(lambda: _private_root_works(pid_ns, ipc_ns))
+    ipc_ns = ipc_ns and mount_ns  # a run enters its IPC namespace with its mount namespace
     root = os.geteuid() == 0 and not user_ns
-    if root and _succeeds_in_child(lambda: _set_up_like_a_run(home, mount_ns, pid_ns)):
+    if root and _succeeds_in_child(lambda: _fresh_uid_works(mount_ns, pid_ns, ipc_ns)):
         process_limit = "separate-uid"
     elif user_ns:
         process_limit = "user-namespace"
@@ -426,4 +373,5 @@ def probe(allow_namespaces: bool, home: str | None) -> Isolation:
         process_limit = "shared-uid"
     else:
         process_limit = "none"
-    return Isolation(user_ns, pid_ns, net_ns, mount_ns, process_limit)
+    nnp = _succeeds_in_child(_no_new_privs_works)
+    return Isolation(user_ns, pid_ns, net_ns, mount_ns, ipc_ns, process_limit, memory_cgroup, nnp)

@@ -24,8 +24,11 @@ class SandboxLimits:
     that). ``max_processes`` caps processes and threads (``RLIMIT_NPROC``). ``network=False``
     puts the program in an empty network namespace and also disables sockets in Python.
     ``tail_bytes`` bounds the captured end of stdout and stderr, whatever the program writes.
-    ``max_open_files`` caps the file descriptors a process may hold (``RLIMIT_NOFILE``): every
-    kernel object a program can pin has a cap.
+    ``max_open_files`` caps the file descriptors a process may hold (``RLIMIT_NOFILE``) and
+    ``max_files`` the files and folders a run may create on its private scratch filesystem
+    (its inodes): every kernel object a program can pin has a cap. ``memory_mb`` also caps,
+    where the machine allows a memory cgroup, all the run's processes, shared memory and
+    scratch files together.
     """
 
     timeout_s: float = 3.0
@@ -36,6 +39,7 @@ class SandboxLimits:
     network: bool = False
     tail_bytes: int = 4096
     max_open_files: int = 256
+    max_files: int = 4096
 
     def __post_init__(self) -> None:
         positive = {
@@ -45,12 +49,17 @@ class SandboxLimits:
             "max_processes": self.max_processes,
             "tail_bytes": self.tail_bytes,
             "max_open_files": self.max_open_files,
+            "max_files": self.max_files,
         }
         if self.cpu_s is not None:
             positive["cpu_s"] = self.cpu_s
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"SandboxLimits.{name} must be positive, got {value!r}")
+        if self.max_open_files < 16:  # the run's own descriptors take some
+            raise ValueError(
+                f"SandboxLimits.max_open_files must be at least 16, got {self.max_open_files}"
+            )
 
     @property
     def cpu_seconds(self) -> int:

@@ -23,16 +23,18 @@ from tqdm import tqdm
 from phi1lib.sandbox.client import RunRefused, ZygoteDied, ZygoteProcess
 from phi1lib.sandbox.limits import SandboxLimits
 from phi1lib.sandbox.result import SandboxResult, classify, unrun_result
+from phi1lib.sandbox.split import TestSplit
 
 
 class SandboxPool:
     """Up to ``workers`` zygotes, started when first needed and reused until :meth:`close`.
 
     ``namespaces=False`` keeps to the layers that need no namespace (resource limits, a
-    separate user id when root, the guard); the tests use it to check that fallback.
+    separate user id when root, the guard) and ``cgroup=False`` does without the memory
+    cgroup; the tests use them to check those fallbacks.
     """
 
-    def __init__(self, workers: int = 2, *, namespaces: bool = True) -> None:
+    def __init__(self, workers: int = 2, *, namespaces: bool = True, cgroup: bool = True) -> None:
         if workers < 1:
             raise ValueError(f"a sandbox pool needs at least one worker, got {workers}")
         if not sys.platform.startswith("linux"):
@@ -42,6 +44,7 @@ class SandboxPool:
             )
         self.workers = workers
         self.namespaces = namespaces
+        self.cgroup = cgroup
         self._idle: queue.SimpleQueue[ZygoteProcess] = queue.SimpleQueue()
         self._started: list[ZygoteProcess] = []
         self._lock = threading.Lock()
@@ -69,7 +72,7 @@ class SandboxPool:
                 pass
             with self._lock:
                 if len(self._started) < self.workers:
-                    zygote = ZygoteProcess(self.namespaces)
+                    zygote = ZygoteProcess(self.namespaces, self.cgroup)
                     self._started.append(zygote)
                     return zygote
             try:
@@ -83,7 +86,7 @@ class SandboxPool:
         with self._lock:
             missing = self.workers - len(self._started)
             for _ in range(missing):
-                zygote = ZygoteProcess(self.namespaces)
+                zygote = ZygoteProcess(self.namespaces, self.cgroup)
                 self._started.append(zygote)
                 self._idle.put(zygote)
         return self
@@ -94,7 +97,7 @@ class SandboxPool:
             self._started.remove(dead)
             dead.close()
             try:
-                successor = ZygoteProcess(self.namespaces)
+                successor = ZygoteProcess(self.namespaces, self.cgroup)
             except ZygoteDied:
                 return  # the next run that needs one tries again
             self._started.append(successor)
@@ -108,8 +111,28 @@ class SandboxPool:
         finally:
             self._idle.put(zygote)
 
-    def run(self, source: str, limits: SandboxLimits | None = None) -> SandboxResult:
-        """Run one program; see :func:`run_program`."""
+    def layers(self) -> tuple[str, ...]:
+        """The layers a run without network gets here (starts a zygote if none runs yet)."""
+        zygote = self._acquire()
+        try:
+            return zygote.layers
+        finally:
+            self._idle.put(zygote)
+
+    def run(
+        self,
+        source: str,
+        limits: SandboxLimits | None = None,
+        *,
+        tests: TestSplit | None = None,
+        as_main: bool = True,
+    ) -> SandboxResult:
+        """Run one program; see :func:`run_program`.
+
+        With ``tests`` (a split test, ``split.py``) only the test's calls enter the sandbox
+        after ``source``, and the verdict is this process's comparison of their values.
+        ``as_main=False`` runs the program under another name than ``__main__``.
+        """
         if not isinstance(source, str):
             raise TypeError(f"a program's source must be a str, got {type(source).__name__}")
         limits = limits or SandboxLimits()
@@ -118,7 +141,7 @@ class SandboxPool:
         except ZygoteDied as error:
             return unrun_result(str(error))
         try:
-            raw = zygote.run(source, limits)
+            raw = zygote.run(source, limits, tests.calls() if tests else None, as_main)
         except RunRefused as error:
             self._idle.put(zygote)
             return unrun_result(str(error))
@@ -129,7 +152,7 @@ class SandboxPool:
                 raise
             return unrun_result(f"{error}" if isinstance(error, ZygoteDied) else repr(error))
         self._idle.put(zygote)
-        return classify(raw, source, limits)
+        return classify(raw, source, limits, tests)
 
     def run_many(
         self,
@@ -138,11 +161,19 @@ class SandboxPool:
         *,
         workers: int | None = None,
         progress: bool = False,
+        tests: Sequence[TestSplit | None] | None = None,
+        as_main: bool = True,
     ) -> list[SandboxResult]:
-        """Run programs with at most ``workers`` (default: the pool's size) at a time."""
+        """Run programs with at most ``workers`` (default: the pool's size) at a time.
+
+        ``tests[i]``, when given, is program ``i``'s split test (see :meth:`run`).
+        """
         for index, source in enumerate(sources):
             if not isinstance(source, str):
                 raise TypeError(f"program {index} must be a str, got {type(source).__name__}")
+        if tests is not None and len(tests) != len(sources):
+            raise ValueError(f"{len(sources)} programs but {len(tests)} split tests")
+        splits = list(tests) if tests is not None else [None] * len(sources)
         workers = min(workers or self.workers, self.workers)
         results: list[SandboxResult | None] = [None] * len(sources)
         with (
@@ -150,7 +181,8 @@ class SandboxPool:
             tqdm(total=len(sources), desc="sandbox", unit="program", disable=not progress) as bar,
         ):
             futures = {
-                executor.submit(self.run, source, limits): i for i, source in enumerate(sources)
+                executor.submit(self.run, source, limits, tests=splits[i], as_main=as_main): i
+                for i, source in enumerate(sources)
             }
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
@@ -201,6 +233,13 @@ def run_programs(
     limits: SandboxLimits | None = None,
     workers: int = 2,
     progress: bool = False,
+    tests: Sequence[TestSplit | None] | None = None,
+    as_main: bool = True,
 ) -> list[SandboxResult]:
-    """Run many programs, at most ``workers`` at a time; results in input order."""
-    return shared_pool(workers).run_many(sources, limits, workers=workers, progress=progress)
+    """Run many programs, at most ``workers`` at a time; results in input order.
+
+    ``tests[i]`` is program ``i``'s split test, or None to judge it in-process (``split.py``).
+    """
+    return shared_pool(workers).run_many(
+        sources, limits, workers=workers, progress=progress, tests=tests, as_main=as_main
+    )

@@ -14,10 +14,12 @@ import ast
 import json
 import os
 import signal
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from phi1lib.sandbox.limits import SandboxLimits
+from phi1lib.sandbox.split import TestSplit
+from phi1lib.sandbox.values import decode
 
 STATUSES = ("passed", "failed", "timeout", "crashed")
 
@@ -32,6 +34,8 @@ class SandboxResult:
     why the status is what it is. ``stdout_tail``/``stderr_tail`` are the last
     ``limits.tail_bytes`` of each stream; ``stdout_bytes``/``stderr_bytes`` count everything.
     ``isolation`` names the layers that contained the run (see ``isolation.py``).
+    ``verdict`` says who decided a pass: ``"parent"`` (a split test's values compared outside
+    the sandbox, ``split.py``) or ``"in-process"`` (the program ran its own tests).
     """
 
     status: str
@@ -45,6 +49,7 @@ class SandboxResult:
     stdout_bytes: int = 0
     stderr_bytes: int = 0
     isolation: tuple[str, ...] = field(default_factory=tuple)
+    verdict: str = "in-process"
 
     @property
     def passed(self) -> bool:
@@ -106,10 +111,17 @@ def _verdict(raw: dict[str, Any], exit_code: int | None, limits: SandboxLimits) 
         return "crashed", f"the program wrote {report['message']}"
     if report is not None and report["outcome"] == "setup-error":
         return "crashed", f"the sandbox could not start the program: {report['message']}"
+    if exit_code < 0 and raw.get("memory_killed"):
+        return "crashed", (
+            f"memory limit of {limits.memory_mb} MB exceeded by all the run's processes, shared "
+            "memory and files together (killed by the memory cgroup)"
+        )
     if exit_code < 0:
         number = -exit_code
-        # RLIMIT_CPU ends a program with SIGKILL (soft = hard limit) or SIGXCPU.
-        cpu_limited = raw["cpu_s"] >= limits.cpu_seconds - 0.05
+        # RLIMIT_CPU sends SIGXCPU at the soft limit, SIGKILL a second later (a program that
+        # ignores SIGXCPU). The usage the kernel reports is sampled from ticks, and on a loaded
+        # machine falls well short of the time the limit counted: allow for that.
+        cpu_limited = raw["cpu_s"] >= 0.6 * limits.cpu_seconds
         if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_limited):
             return "timeout", f"CPU-time limit of {limits.cpu_seconds} s exceeded"
         return "crashed", f"killed by {_signal_name(number)}"
@@ -139,16 +151,50 @@ def unrun_result(message: str, isolation: tuple[str, ...] = ()) -> SandboxResult
     )
 
 
-def classify(raw: dict[str, Any], source: str, limits: SandboxLimits) -> SandboxResult:
+def classify(
+    raw: dict[str, Any], source: str, limits: SandboxLimits, tests: TestSplit | None = None
+) -> SandboxResult:
     """Turn the zygote's raw facts about a run into a :class:`SandboxResult`.
 
-    Never raises: facts it cannot read (a report missing a field) make a ``crashed`` result.
+    With ``tests`` a run that reached its end passes only when every check holds for the value
+    its call sent back, compared here (``verdict="parent"``). Never raises: facts it cannot
+    read (a report missing a field) make a ``crashed`` result.
     """
     try:
-        return _classify(raw, source, limits)
+        result = _classify(raw, source, limits)
+        if tests is not None:
+            result = _judge_split(result, raw, tests)
+        return result
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         reason = f"the sandbox could not read the run's report ({type(error).__name__}: {error})"
         return unrun_result(reason, tuple(raw.get("isolation", ())))
+
+
+def _judge_split(result: SandboxResult, raw: dict[str, Any], tests: TestSplit) -> SandboxResult:
+    """The verdict of a split test: the first check whose value is missing or does not hold."""
+    if not result.passed:  # the program failed, crashed or timed out before its checks ended
+        return replace(result, verdict="parent")
+    values = raw.get("values") or {}
+    for index, check in enumerate(tests.checks):
+        entry = values.get(str(index))
+        if entry is None:
+            reason = f"no value came back for test {index + 1}"
+            return replace(result, status="failed", message=reason, verdict="parent",
+                           failed_assertion=check.source)  # fmt: skip
+        if entry.get("outcome") == "call-error":
+            reason = f"{entry.get('type')}: {entry.get('message')}".rstrip(": ")
+            return replace(result, status="failed", message=reason, verdict="parent",
+                           failed_assertion=check.source)  # fmt: skip
+        try:
+            holds = check.holds(decode(entry.get("value")))
+        except Exception as error:  # a value the comparison cannot take does not pass
+            holds, why = False, f" ({type(error).__name__} comparing the value)"
+        else:
+            why = ""
+        if not holds:
+            return replace(result, status="failed", message="AssertionError" + why,
+                           verdict="parent", failed_assertion=check.source)  # fmt: skip
+    return replace(result, verdict="parent", message="every check held (compared outside)")
 
 
 def _classify(raw: dict[str, Any], source: str, limits: SandboxLimits) -> SandboxResult:

@@ -2,16 +2,23 @@
 
 Starting ``python`` for every program costs tens of milliseconds before the first line runs;
 forking an interpreter that has already imported the modules tests usually need costs a few.
-The zygote is that interpreter. The pool (``pool.py``) starts it with a scrubbed environment;
-it probes once which isolation layers the kernel allows, then serves requests read from its
-stdin (length-prefixed JSON frames, ``protocol.py``). For each it forks the program process
-(``child.py``), keeps bounded tails of its stdout and stderr, enforces the wall-clock timeout,
-kills and reaps every process the run left behind, and answers with the raw facts of the run.
-Turning those facts into a verdict is ``result.py``'s job, in the caller's process.
+The pool (``pool.py``) starts the zygote with a scrubbed environment; it probes once which
+isolation layers the kernel allows, builds the private root, imports the usual modules and
+then splits in two processes:
 
-The zygote is a child subreaper, so processes that escape their process group (a daemonising
-double fork) are re-parented to it, and the cleanup finds them even where no PID namespace is
-available. Introduced in chapter 2 ("Executing the textbooks").
+- the *relay* serves the pool's requests (length-prefixed JSON frames, ``protocol.py``): it
+  hands each program's source to the run through a pipe, keeps bounded tails of its stdout,
+  stderr and report, and answers with the raw facts of the run;
+- the *forker*, forked from the relay before any request came, forks each run (``child.py``),
+  enforces the wall-clock timeout, and kills and reaps every process the run left behind. It
+  never reads a program, its output or its report: each run is a copy of a process that never
+  held another run's code or data, so nothing of one run can be found in the next one's memory.
+
+Turning the facts into a verdict is ``result.py``'s job, in the caller's process. The forker is
+a child subreaper, so processes that escape their process group (a daemonising double fork) are
+re-parented to it, and the clean-up finds them even where no PID namespace is available. If the
+forker dies, the relay exits and the pool starts a new zygote. Introduced in chapter 2
+("Executing the textbooks").
 """
 
 from __future__ import annotations
@@ -22,15 +29,17 @@ import gc
 import json
 import os
 import secrets
+import select
 import selectors
 import signal
+import socket
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from phi1lib.sandbox import child, syscalls
+from phi1lib.sandbox import cgroup, child, rootfs, syscalls
 from phi1lib.sandbox import isolation as iso
 from phi1lib.sandbox.limits import SandboxLimits
 from phi1lib.sandbox.protocol import read_frame, write_frame
@@ -42,7 +51,7 @@ PRELOADED_MODULES = (
     "fractions functools hashlib heapq inspect itertools json math numbers operator random re "
     "statistics string textwrap typing unittest"
 )
-_REPORT_BYTES = 64 * 1024
+_REPORT_BYTES = 16 * 2**20  # a split test's values come back on the report pipe
 
 
 def _children() -> list[int]:
@@ -73,65 +82,74 @@ def end_run(pid: int) -> tuple[int, Any]:
             return status, usage
 
 
-class Zygote:
-    """Serves runs one at a time; see the module docstring."""
+class Forker:
+    """Forks and watches runs, one at a time, on the relay's command; see the module docstring."""
 
-    def __init__(self, isolation: iso.Isolation, home: str | None) -> None:
+    def __init__(
+        self, isolation: iso.Isolation, home: str | None, memory: cgroup.MemoryCgroup | None
+    ) -> None:
         self.isolation = isolation
         self.home = home
+        self.memory = memory
         self._readable_in_home = iso.interpreter_paths_in(home) if home else []
         self._own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self._empty_network = None
         if isolation.network_namespace:
             self._empty_network = iso.make_empty_network_namespace()
 
-    def _scratch(self, limits: SandboxLimits, source: str, uid: int | None) -> str:
-        """A fresh scratch directory holding the program, owned by the program's user."""
-        # The program file is for tracebacks only (``exec`` runs the source string itself), so
-        # a character UTF-8 cannot hold (a lone surrogate) is written escaped, not refused.
-        program = source.encode("utf-8", "backslashreplace")
-        if self.isolation.mount_namespace:
-            workdir = iso.fresh_scratch(len(program) + 2 * limits.file_size_mb * 2**20)
-        else:
-            workdir = tempfile.mkdtemp(prefix="phi1-sandbox-")
-        path = os.path.join(workdir, child.PROGRAM_NAME)
-        with open(path, "wb") as handle:
-            handle.write(program)
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-            os.chown(path, uid, uid)
-        return workdir
+    def serve(self, channel: socket.socket) -> None:
+        """Run what the relay sends until it hangs up."""
+        while True:
+            message, fds, _, _ = socket.recv_fds(channel, 65536, 4)
+            if not message:
+                return
+            try:
+                request = json.loads(message)
+                limits = SandboxLimits.from_dict(request["limits"])
+                facts = self.run(limits, request["token"], *fds)
+            except Exception as error:  # report, keep serving: one bad run must not end the pool
+                facts = {"error": f"{type(error).__name__}: {error}"}
+            finally:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            channel.send(json.dumps(facts).encode())
 
-    def _clean_up_scratch(self, workdir: str) -> None:
-        if self.isolation.mount_namespace:
-            iso.wipe_private_dirs()
-        else:
-            iso.remove_tree(workdir)
-
-    def run(self, source: str, limits: SandboxLimits) -> dict[str, Any]:
+    def run(
+        self,
+        limits: SandboxLimits,
+        token: str,
+        source_r: int,
+        stdout_w: int,
+        stderr_w: int,
+        report_w: int,
+    ) -> dict[str, Any]:
         uid = iso.fresh_uid() if self.isolation.separate_uid else None
-        workdir = self._scratch(limits, source, uid)
-        token = secrets.token_hex(16)
-        pipes = {name: os.pipe() for name in ("stdout", "stderr", "report")}
+        workdir = None
+        if not self.isolation.mount_namespace:
+            workdir = tempfile.mkdtemp(prefix="phi1-sandbox-")
+            if uid is not None:
+                os.chown(workdir, uid, uid)
+        oom_kills = 0
+        if self.memory is not None:
+            self.memory.set_limit(limits.memory_mb * 2**20)
+            oom_kills = self.memory.oom_kills()
         plan = child.RunPlan(
-            source=source,
+            source_fd=source_r,
             limits=limits,
             token=token,
+            report_fd=report_w,
             isolation=self.isolation,
             home=self.home,
             readable_in_home=self._readable_in_home,
             uid=uid,
             workdir=workdir,
             network_fd=None if limits.network else self._empty_network,
-            stdout_w=pipes["stdout"][1],
-            stderr_w=pipes["stderr"][1],
-            report_w=pipes["report"][1],
+            memory=self.memory,
+            stdout_w=stdout_w,
+            stderr_w=stderr_w,
+            report_w=report_w,
         )
-        tails = {
-            pipes["stdout"][0]: TailBuffer(limits.tail_bytes),
-            pipes["stderr"][0]: TailBuffer(limits.tail_bytes),
-            pipes["report"][0]: TailBuffer(_REPORT_BYTES),
-        }
         try:
             started = time.monotonic()
             try:
@@ -145,24 +163,78 @@ class Zygote:
                     finally:
                         os._exit(child.EXIT_SETUP_FAILED)
             finally:
-                for _, write_end in pipes.values():
-                    os.close(write_end)
-            timed_out = self._watch(pid, tails, started + limits.timeout_s)
+                for fd in (source_r, stdout_w, stderr_w, report_w):
+                    os.close(fd)  # the run holds its own copies: EOF comes when it ends
+            timed_out = _wait(pid, started + limits.timeout_s)
             duration = time.monotonic() - started
             status, usage = end_run(pid)
-            for fd, tail in tails.items():
-                _drain(fd, tail)
         finally:
-            for fd in tails:
-                os.close(fd)
-            self._clean_up_scratch(workdir)
-        stdout, stderr, report = tails.values()
+            if workdir is not None:
+                rootfs.remove_tree(workdir)
         return {
             "timed_out": timed_out,
             "duration_s": round(duration, 4),
             "program_status": None if timed_out else status,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
-            "report": _completion_report(report.text(), token),
+            "memory_killed": self.memory is not None and self.memory.oom_kills() > oom_kills,
+        }
+
+
+def _wait(pid: int, deadline: float) -> bool:
+    """Wait until the program exits or time runs out (then kill it); True if it ran out."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            return True
+        return False
+    finally:
+        os.close(pidfd)
+
+
+class Relay:
+    """The pool's side of the zygote: passes programs in and their output out."""
+
+    def __init__(self, isolation: iso.Isolation, channel: socket.socket) -> None:
+        self.isolation = isolation
+        self.channel = channel
+
+    def run(
+        self,
+        source: str,
+        limits: SandboxLimits,
+        calls: dict[str, Any] | None = None,
+        as_main: bool = True,
+    ) -> dict[str, Any]:
+        token = secrets.token_hex(16)
+        pipes = {name: os.pipe() for name in ("source", "stdout", "stderr", "report")}
+        request = json.dumps({"limits": limits.to_dict(), "token": token}).encode()
+        theirs = [pipes["source"][0]] + [pipes[n][1] for n in ("stdout", "stderr", "report")]
+        try:
+            socket.send_fds(self.channel, [request], theirs)
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        tails = {
+            pipes["stdout"][0]: TailBuffer(limits.tail_bytes),
+            pipes["stderr"][0]: TailBuffer(limits.tail_bytes),
+            pipes["report"][0]: TailBuffer(_REPORT_BYTES),
+        }
+        try:
+            payload = json.dumps({"source": source, "calls": calls, "as_main": as_main}).encode()
+            facts = self._pump(payload, pipes["source"][1], tails)
+        finally:
+            for fd in tails:
+                os.close(fd)
+        if "error" in facts:
+            raise RuntimeError(facts["error"])
+        stdout, stderr, report = tails.values()
+        text = report.text()
+        return {
+            **facts,
+            "report": _completion_report(text, token),
+            "values": _call_values(text, token) if calls is not None else None,
             "stdout_tail": stdout.text(),
             "stderr_tail": stderr.text(),
             "stdout_bytes": stdout.total,
@@ -170,31 +242,48 @@ class Zygote:
             "isolation": list(self.isolation.layers(limits.network)),
         }
 
-    @staticmethod
-    def _watch(pid: int, tails: dict[int, TailBuffer], deadline: float) -> bool:
-        """Pump output until the program exits or time runs out; True if it ran out."""
-        pidfd = os.pidfd_open(pid)
+    def _pump(self, data: bytes, source_w: int, tails: dict[int, TailBuffer]) -> dict[str, Any]:
+        """Feed the source, collect output, until the forker says the run is over."""
         selector = selectors.DefaultSelector()
-        selector.register(pidfd, selectors.EVENT_READ)
+        os.set_blocking(source_w, False)
+        selector.register(source_w, selectors.EVENT_WRITE)
+        selector.register(self.channel, selectors.EVENT_READ)
         for fd in tails:
             selector.register(fd, selectors.EVENT_READ)
+        sent, source_open = 0, True
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    os.kill(pid, signal.SIGKILL)
-                    return True
-                for key, _ in selector.select(remaining):
-                    if key.fd == pidfd:
-                        return False
-                    data = os.read(key.fd, 65536)
-                    if data:
-                        tails[key.fd].append(data)
+                for key, _ in selector.select():
+                    if key.fd == source_w:
+                        try:
+                            sent += os.write(source_w, data[sent : sent + 65536])
+                        except (BrokenPipeError, BlockingIOError) as error:
+                            sent = len(data) if isinstance(error, BrokenPipeError) else sent
+                        if sent >= len(data):
+                            selector.unregister(source_w)
+                            os.close(source_w)
+                            source_open = False
+                    elif key.fileobj is self.channel:
+                        message = self.channel.recv(65536)
+                        if not message:
+                            raise ForkerDied("the sandbox's forker process ended")
+                        for fd, tail in tails.items():
+                            _drain(fd, tail)
+                        return json.loads(message)
                     else:
-                        selector.unregister(key.fd)
+                        data_read = os.read(key.fd, 65536)
+                        if data_read:
+                            tails[key.fd].append(data_read)
+                        else:
+                            selector.unregister(key.fd)
         finally:
             selector.close()
-            os.close(pidfd)
+            if source_open:
+                os.close(source_w)
+
+
+class ForkerDied(RuntimeError):
+    """The forker is gone: the relay cannot run anything any more and exits."""
 
 
 def _drain(fd: int, tail: TailBuffer) -> None:
@@ -205,22 +294,39 @@ def _drain(fd: int, tail: TailBuffer) -> None:
             tail.append(data)
 
 
+def _call_values(text: str, token: str) -> dict[str, Any]:
+    """The last value (or error) reported for each call of a split test, by call number."""
+    found: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.startswith(token + " "):
+            continue
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
+            entry = json.loads(line[len(token) + 1 :])
+            if isinstance(entry, dict) and entry.get("outcome") in ("value", "call-error"):
+                found[str(entry.get("call"))] = entry
+    return found
+
+
 def _completion_report(text: str, token: str) -> dict[str, Any] | None:
     """The last report line carrying this run's token, or None if the program wrote none.
 
-    A line of the wrong shape (not an object with a known ``outcome``) becomes a ``malformed``
-    report, which the verdict treats as a crash: the caller never sees a shape it cannot read.
+    A split test's value lines are skipped (``_call_values`` reads them). A line of the wrong
+    shape (not an object with a known ``outcome``) becomes a ``malformed`` report, which the
+    verdict treats as a crash: the caller never sees a shape it cannot read.
     """
     for line in reversed(text.splitlines()):
-        if line.startswith(token + " "):
-            try:
-                report = json.loads(line[len(token) + 1 :])
-            except (json.JSONDecodeError, RecursionError):
-                return {"outcome": "malformed", "message": "a report line that is not JSON"}
-            if isinstance(report, dict) and report.get("outcome") in child.OUTCOMES:
-                return report
-            text = line[len(token) + 1 :][:80]
-            return {"outcome": "malformed", "message": f"a report of the wrong shape: {text}"}
+        if not line.startswith(token + " "):
+            continue
+        body = line[len(token) + 1 :]
+        try:
+            report = json.loads(body)
+        except (json.JSONDecodeError, RecursionError):
+            return {"outcome": "malformed", "message": "a report line that is not JSON"}
+        if isinstance(report, dict) and report.get("outcome") in ("value", "call-error"):
+            continue
+        if isinstance(report, dict) and report.get("outcome") in child.OUTCOMES:
+            return report
+        return {"outcome": "malformed", "message": f"a report of the wrong shape: {body[:80]}"}
     return None
 
 
@@ -236,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-namespaces", action="store_true", help="use only the layers that need no namespace"
     )
+    parser.add_argument("--no-cgroup", action="store_true", help="use no memory cgroup")
     args = parser.parse_args(argv)
     if sys.path and sys.path[0] == os.getcwd():
         del sys.path[0]  # ``-m`` put the zygote's working directory ("/") there
@@ -246,23 +353,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(null, 1)
     os.close(null)
 
-    isolation = iso.probe(not args.no_namespaces, args.home)
+    memory = None if args.no_cgroup else cgroup.create()
+    isolation = iso.probe(not args.no_namespaces, memory is not None)
     if isolation.mount_namespace:
-        iso.build_private_filesystem(args.home, own_proc=isolation.pid_namespace)
-    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
+        rootfs.build_private_root()
     _preload()
-    zygote = Zygote(isolation, args.home)
-    write_frame(responses, {"ready": True, "isolation": isolation.to_dict()})
-    while True:
-        request = read_frame(requests)
-        if request is None:
-            return 0
+    relay_end, forker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    forker = os.fork()
+    if forker == 0:
+        relay_end.close()
+        requests.close()
+        responses.close()
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
         try:
-            limits = SandboxLimits.from_dict(request["limits"])
-            response = {"ok": True, "run": zygote.run(request["source"], limits)}
-        except Exception as error:  # report, keep serving: one bad request must not end the pool
-            response = {"ok": False, "error": f"{type(error).__name__}: {error}"}
-        write_frame(responses, response)
+            Forker(isolation, args.home, memory).serve(forker_end)
+        finally:
+            os._exit(0)
+    forker_end.close()
+    relay = Relay(isolation, relay_end)
+    write_frame(responses, {"ready": True, "isolation": isolation.to_dict()})
+    try:
+        while True:
+            request = read_frame(requests)
+            if request is None:
+                return 0
+            try:
+                limits = SandboxLimits.from_dict(request["limits"])
+                run = relay.run(
+                    request["source"], limits, request.get("calls"), request.get("as_main", True)
+                )
+                response = {"ok": True, "run": run}
+            except ForkerDied:
+                return 1  # the pool sees the zygote end and starts another
+            except Exception as error:  # report, keep serving: one bad request must not end it
+                response = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+            write_frame(responses, response)
+    finally:
+        relay_end.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(forker, 0)
+        if memory is not None:
+            memory.remove()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import fingerprint
+from phi1lib.sandbox.layers import require_isolation
 from phi1lib.synthesis.cleaning import (
     CleaningSettings,
     ast_decontamination,
@@ -148,6 +149,7 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
     """Generate, execute, count, deduplicate and decontaminate the textbook sections."""
     from phi1lib.teacher import content
 
+    sandbox = require_isolation(ctx.profile.sandbox)
     settings = ctx.profile.textbooks
     cleaning = ctx.profile.cleaning
     records, job = generate_textbooks(ctx.profile, cache_dir=cache_dir(ctx))
@@ -188,6 +190,7 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
         "rejected": len(rejected),
         "tokens": report["tokens"]["kept"],
         **_teacher_costs(job),
+        "sandbox": sandbox,
     }
 
 
@@ -229,6 +232,7 @@ def _split_heldout(records: list[dict[str, Any]], units: set[str], cleaning: Cle
 
 def build_exercises(ctx: StageContext) -> dict[str, Any]:
     """Generate and verify the exercises, clean them, and split off the held-out families."""
+    sandbox = require_isolation(ctx.profile.sandbox)
     settings = ctx.profile.exercises
     cleaning = ctx.profile.cleaning
     records, job = generate_exercises(ctx.profile, cache_dir=cache_dir(ctx))
@@ -306,6 +310,7 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
         "failed_tests": sum(failures.values()),
         "tokens": report["tokens"]["train"],
         **_teacher_costs(job),
+        "sandbox": sandbox,
     }
 
 
