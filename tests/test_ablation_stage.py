@@ -116,3 +116,26 @@ def test_an_interrupted_ablation_resumes_with_the_next_model(upstream, runs_root
     completions = read_completions(artifact)
     assert [r["split"] for r in completions] == ["infamily"] * 5 + ["heldout"] * 5
     assert set(completions[0]) >= {"a-s0-base", "c-s0-finetuned", "prompt", "reference"}
+
+
+def test_the_models_index_names_stages_and_folders(tmp_path):
+    from phi1lib.training.ablation_models import ABLATION_MODELS, model_folders, seeds
+
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "models.json").write_text(
+        json.dumps({"c-s0-base": {"stage": "pretrain"}, "a-s1-base": {"folder": "a-s1-base"}})
+    )
+    index = _artifact("ablation_models", tmp_path / "index")
+    folders = model_folders(index, {"pretrain": _artifact("pretrain", tmp_path / "pretrain")})
+    assert folders == {
+        "c-s0-base": tmp_path / "pretrain" / "model",
+        "a-s1-base": tmp_path / "index" / "a-s1-base" / "model",
+    }
+    assert seeds(load_profile("tiny", use_env=False)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="ablation.seeds must be at least 1"):
+        seeds(load_profile("smoke", {"ablation.seeds": 0}, use_env=False))
+    # the seed-0 runs are the pipeline's own stages, so the stage needs them
+    assert {"pretrain", "pretrain_filtered", "pretrain_unfiltered", "finetune"} <= set(
+        ABLATION_MODELS.needs
+    )
+    assert ABLATION_MODELS.collective, "every process of a launch trains the runs together"
