@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.phi1-installed
 # The CPU build of torch that lies on the project's machines; set TORCH_SPEC to change it.
 TORCH_SPEC ?= torch==2.13.0
+# EvalPlus's loaders for HumanEval+ and MBPP+; its own dependencies are in pyproject.toml.
+EVALPLUS_SPEC ?= evalplus==0.3.1
 PROFILE ?= tiny
 BOOK_OUT := _build/$(PROFILE)
 # What ruff lints and formats: the package, its tests, benchmarks, scripts and the chapters.
@@ -26,6 +28,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet '$(TORCH_SPEC)'
 	$(BIN)/python -m pip install --quiet -e '.[book,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(EVALPLUS_SPEC)'
 	@touch $@
 
 # Headless Chromium and its driver, for the browser tests of the rendered site (Debian packages).

@@ -20,6 +20,8 @@ files that have a duplicate. The peak is VmHWM, which counts the pages of the me
 corpus that a task has read.
 
     python benchmarks/bench_datatrove.py [--profile tiny] [--sizes 1000,4000,12000] [--skip-rates]
+
+A recorded run of part 2 is ``benchmarks/results/datatrove_memory.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -235,7 +238,13 @@ def main() -> None:
     if args._dedup_peak:
         _dedup_peak(*args._dedup_peak)
         return
-    report = {"load_average_1min_at_start": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "command": "python " + " ".join(["benchmarks/bench_datatrove.py", *sys.argv[1:]]),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_rates:
             report["rates"] = rates(args.profile, Path(folder))

@@ -53,9 +53,11 @@ STAGES: dict[str, str] = {
     "pretrain_filtered": "phi1lib.training.stages:PRETRAIN_FILTERED",
     "pretrain_unfiltered": "phi1lib.training.stages:PRETRAIN_UNFILTERED",
     "finetune": "phi1lib.training.stages:FINETUNE",
+    "ablation_models": "phi1lib.training.ablation_models:ABLATION_MODELS",
     "training_ablation": "phi1lib.training.ablation:TRAINING_ABLATION",
     # Chapter 6: HumanEval, MBPP, the new problems, decontamination (phi1lib.evaluation).
     "evaluate": "phi1lib.evaluation.stage:EVALUATE",
+    "robustness": "phi1lib.evaluation.robustness:ROBUSTNESS",
     # Chapters 7 and 8: the probe suite, and diversity and redundancy (phi1lib.analysis).
     "probes": "phi1lib.analysis.stages:PROBES",
     "diversity": "phi1lib.analysis.stages:DIVERSITY",

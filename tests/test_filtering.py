@@ -143,7 +143,9 @@ def test_stages_build_the_filtered_corpus(smoke_run):
     report = raw.json("dedup.json")
     assert report["params"]["num_perm"] == 256 and report["params"]["threshold"] == 0.7
     assert (report["params"]["bands"], report["params"]["rows"]) == (25, 10)
-    assert report["summary"]["kept"] == len(raw_data) and report["summary"]["input"] == 290
+    assert report["summary"]["kept"] == len(raw_data)
+    # The corpus is this interpreter's own library, so its size differs between machines.
+    assert report["summary"]["input"] == raw.counts["input_files"] <= corpus["readable"]
     clusters = raw.dataset("clusters")
     removed = sum(size - 1 for size in clusters["size"])
     assert removed == raw.counts["removed_exact"] + raw.counts["removed_near"]

@@ -200,12 +200,24 @@ def _images_loaded(driver) -> list[dict]:
     )
 
 
+def _ink_fraction(png: Path) -> float:
+    """The share of a screenshot's pixels that differ from its commonest colour (the page's)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        pixels = image.convert("RGB")
+        counts = pixels.getcolors(maxcolors=pixels.width * pixels.height)
+    background = max(count for count, _ in counts)
+    return 1 - background / (pixels.width * pixels.height)
+
+
 def test_home_page_and_first_chapter_in_chromium(served, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.get(f"{served}/index.html")
     assert BOOK_TITLE in browser.title
-    browser.save_screenshot(str(SCREENSHOTS / "home.png"))
     home_images = _images_loaded(browser)
+    browser.execute_script("window.scrollTo(0, 0);")
+    browser.save_screenshot(str(SCREENSHOTS / "home.png"))
     assert any("pipeline" in image["src"] for image in home_images), (
         "the pipeline figure is missing"
     )
@@ -219,4 +231,5 @@ def test_home_page_and_first_chapter_in_chromium(served, browser):
     broken = [image for image in images if image["width"] == 0]
     assert not broken, f"figures that did not load: {broken}"
     browser.save_screenshot(str(SCREENSHOTS / "chapter-00.png"))
-    assert (SCREENSHOTS / "home.png").stat().st_size > 10_000
+    for shot in ("home.png", "chapter-00.png"):
+        assert _ink_fraction(SCREENSHOTS / shot) > 0.01, f"{shot} is blank: the page did not render"

@@ -13,11 +13,13 @@ import time
 import pytest
 
 from phi1lib import pipeline
+from phi1lib.decontam import ngram_overlap
 from phi1lib.profiles import Profile, load_profile
 from phi1lib.runstore import RunStore
 from phi1lib.sandbox import SandboxLimits, run_programs
 from phi1lib.synthesis.exercises import check_program, generate_exercises
 from phi1lib.synthesis.report import size_table
+from phi1lib.synthesis.split import signature_names
 from phi1lib.teacher.content import TOPICS
 
 pytestmark = pytest.mark.slow  # every test builds the synthesis stages or runs a teacher job
@@ -90,9 +92,20 @@ def test_exercises_are_verified_split_by_family_and_in_the_paper_format(built):
     assert all(r.passed for r in results[: len(kept)])
     assert not any(r.passed for r in results[len(kept) :])
     assert any(r["failed_assertion"] for r in rejected if r["verification"] == "assertion")
+    infamily = artifact.dataset("infamily")
+    assert set(infamily.column_names) == set(heldout.column_names)
+    assert set(infamily["verification"]) == {"passed"}
+    report = artifact.json("report.json")["infamily"]
+    assert report["exercises"] == len(infamily) == artifact.counts["infamily"] >= 20
+    assert set(infamily["family"]) <= set(train["family"])
+    assert not set(infamily["family"]) & set(heldout["family"])
+    seen = set().union(*(signature_names(s) for s in train["signature"]))
+    assert all(not signature_names(s) & seen for s in infamily["signature"])
+    assert not ngram_overlap(dict(enumerate(infamily["docstring"])), train["docstring"])
+    assert [row["tau"] for row in report["ast_against_train"]["table"]] == [0.95, 0.9, 0.85, 0.8]
     sizes = size_table(built["textbooks"].json("report.json"), artifact.json("report.json"))
     row = sizes.loc["CodeExercises (train + held out)"]
-    assert row["items (ours)"] == len(train) + len(heldout)
+    assert row["items (ours)"] == len(train) + len(heldout) + len(infamily)
     assert row["tokens (paper)"] == "under 180M"  # the paper gives a bound, not a count
 
 
@@ -113,7 +126,8 @@ def test_a_rebuild_with_other_cleaning_asks_the_teacher_nothing(built, monkeypat
     monkeypatch.setenv("PHI1_RUNS", str(built["root"]))
     profile = load_profile("smoke", {"cleaning.prune_tau": 0.9})
     artifact = pipeline.run("exercises", profile, store=built["store"])
-    assert artifact.counts["teacher_cached"] == profile.exercises.n_exercises
+    requested = profile.exercises.n_exercises + profile.exercises.infamily_exercises
+    assert artifact.counts["teacher_cached"] == requested
     assert artifact.counts["teacher_http_requests"] == 0
     assert artifact.fingerprint != built["exercises"].fingerprint
 
@@ -151,7 +165,8 @@ def test_generation_resumes_after_sigkill_without_loss_or_duplicates(tmp_path):
     profile = load_profile("smoke")
     records, report = generate_exercises(profile, cache_dir=cache, progress=False)
     keys = [json.loads(line)["key"] for line in answers.read_bytes().splitlines() if line]
-    assert len(keys) == len(set(keys)) == profile.exercises.n_exercises
+    requested = profile.exercises.n_exercises + profile.exercises.infamily_exercises
+    assert len(keys) == len(set(keys)) == len(records) == requested
     assert report.counts["cached"] >= before - 1  # a torn last line may be asked again
     fresh, _ = generate_exercises(profile, cache_dir=tmp_path / "fresh", progress=False)
     assert _content(records) == _content(fresh)
@@ -160,7 +175,8 @@ def test_generation_resumes_after_sigkill_without_loss_or_duplicates(tmp_path):
 def test_malformed_answers_are_retried_then_counted_never_kept(tmp_path):
     values = load_profile("smoke").to_dict()
     values["teacher"]["malformed_rate"] = 0.5
-    values["exercises"]["n_exercises"] = 60
+    values["exercises"]["n_exercises"] = 50
+    values["exercises"]["infamily_exercises"] = 10
     records, report = generate_exercises(
         Profile("smoke", values), cache_dir=tmp_path, progress=False
     )
@@ -193,6 +209,7 @@ def test_push_to_hub_builds_the_dataset_dict_up_to_the_network(built, monkeypatc
     assert seen["splits"] == {
         "train": len(artifact.dataset("data")),
         "heldout": len(artifact.dataset("heldout")),
+        "infamily": len(artifact.dataset("infamily")),
     }
     assert artifact.fingerprint in seen["commit_message"]
     with pytest.raises(ValueError, match="only"):

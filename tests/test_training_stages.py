@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from phi1lib import pipeline
+from phi1lib.evaluation.exercises import ExerciseFormatError, exercise_problems
 from phi1lib.pipeline import Stage
 from phi1lib.profiles import load_profile
 from phi1lib.runstore import Artifact
-from phi1lib.training.ablation import ABLATION_RUNS, ExerciseFormatError, exercise_problems
+from phi1lib.training.ablation import read_ablation
 from phi1lib.training.metrics import read_metrics
-from phi1lib.training.packing import PackedSequences
+from phi1lib.training.packing import PAD, PackedSequences
 from phi1lib.training.run import run_stage
 from phi1lib.training.stages import CorpusRecordError, texts
 
@@ -89,6 +91,7 @@ EXERCISES = Stage(
         {
             "data": [_exercise(i) for i in range(200)],
             "heldout": [_exercise(i) for i in range(200, 212)],
+            "infamily": [_exercise(i) for i in range(300, 306)],
         }
     ),
     config=lambda profile: {},
@@ -130,25 +133,49 @@ def test_training_stages_from_tokenizer_to_ablation(stand_ins):
     model = AutoModelForCausalLM.from_pretrained(store.path("finetune") / "model")
     assert model.config.model_type == "phi"
     finetune = store.load("finetune").json("training.json")
-    assert finetune["pad_fraction"] < 0.02  # packing, not one exercise per padded sequence
+    packed = PackedSequences(store.path("tokens_exercises") / "train.bin", profile.finetune.seq_len)
+    file_padding = packed.padding_in(range(len(packed))) / packed.info.tokens
+    # whole exercises per row: a run pads as much as its rows do, not one exercise per row
+    assert abs(finetune["pad_fraction"] - file_padding) < 0.1 and file_padding < 0.5
     assert finetune["steps"] == profile.finetune.steps
 
-    rows = json.loads((ablation.path / "ablation.json").read_text())
-    assert [row["stage"] for row in rows] == list(ABLATION_RUNS.values())
-    for row in rows:
-        assert 0 < row["codetextbook_heldout_loss"] < 10
-        assert 0 <= row["exercises_pass@1"] <= 1 and row["humaneval_problems"] == 4
-    by_stage = {row["stage"]: row for row in rows}
-    # fine-tuning on exercises lowers the loss on held-out exercises
-    assert (
-        by_stage["finetune"]["exercises_heldout_loss"]
-        < by_stage["pretrain"]["exercises_heldout_loss"]
-    )
+    results = read_ablation(ablation)
+    assert results["seeds"] == [0, 1]
+    assert results["problems"] == {"infamily": 6, "heldout": 8, "humaneval": 4}
+    rows = {row["model"]: row for row in results["rows"]}
+    assert len(rows) == 3 * 2 * 2  # three arms, two seeds, base and fine-tuned
+    tokens = {row["pretrain_tokens"] for row in rows.values()}
+    assert tokens == {steps * profile.pretrain.global_batch * profile.pretrain.seq_len}
+    for row in rows.values():
+        assert 0 < row["codetextbook_loss"] < 10 and 0 < row["exercises_bits_per_byte"] < 10
+        low, high = row["heldout_interval"]
+        assert low <= row["heldout_pass@1"] <= high and row["humaneval_problems"] == 4
+    # fine-tuning on exercises lowers the loss on held-out exercises, for every arm and seed
+    for arm in "abc":
+        for seed in (0, 1):
+            tuned, base = rows[f"{arm}-s{seed}-finetuned"], rows[f"{arm}-s{seed}-base"]
+            assert tuned["exercises_loss"] < base["exercises_loss"]
+            assert tuned["finetune_tokens"] == finetune["tokens"]
+    # seed 1 is another run: other weights, another loss
+    assert rows["c-s1-base"]["codetextbook_loss"] != rows["c-s0-base"]["codetextbook_loss"]
+    # seed 0 of (c) is the pipeline's own pretrain and finetune stages
+    models = store.load("ablation_models").json("models.json")
+    assert models["c-s0-base"] == {"stage": "pretrain"} and models["c-s0-finetuned"] == {
+        "stage": "finetune"
+    }
+    assert models["a-s0-finetuned"] == {"folder": "a-s0-finetuned"}
+    comparison = next(
+        c for c in results["comparisons"]
+        if c["metric"] == "loss:exercises" and c.get("arm") == "c"
+    )  # fmt: skip
+    assert comparison["ordering"] == ["finetuned", "base"] and comparison["seeds_agreeing"] == 2
+    (pair,) = comparison["pairs"]
+    assert pair["interval"][1] < 0 < pair["second_better"]
     lines = (ablation.path / "completions.jsonl").read_text().splitlines()
-    assert len(lines) == profile.ablation.exercises
+    assert len(lines) == 6 + 8 + 4
     record = json.loads(lines[0])
-    assert set(record) >= {"prompt", "reference", "pretrain", "finetune"}
-    assert set(record["finetune"]) == {"completion", "passed", "status"}
+    assert set(record) >= {"prompt", "reference", "c-s0-base", "c-s0-finetuned", "a-s0-base"}
+    assert set(record["c-s0-finetuned"]) == {"completion", "passed", "status"}
 
     # the entry point builds the same artifact (cached) as the pipeline
     result = run_stage("pretrain", "smoke", {}, force=False)
@@ -180,11 +207,17 @@ def test_exercises_become_graded_problems():
         exercise_problems([broken])
 
 
-def test_packed_exercises_have_almost_no_padding(stand_ins):
+def test_packed_exercises_are_whole_and_pad_only_the_ends_of_rows(stand_ins):
     profile = load_profile("smoke", use_env=False)
     artifact = pipeline.run("tokens_exercises", profile)
     data = PackedSequences(artifact.path / "train.bin", profile.finetune.seq_len)
-    assert data.padding_in(range(len(data))) < profile.finetune.seq_len
+    roles = np.asarray(data.roles).reshape(len(data), -1)
+    for row in roles:
+        padded = np.flatnonzero(row == PAD)
+        assert padded.size == 0 or padded[0] == len(row) - padded.size  # padding is a suffix
+    exercises = pipeline.run("exercises", profile).dataset("data")
+    assert artifact.counts["train_documents"] == len(exercises)
+    assert data.targets_in(range(len(data))) < data.info.tokens / 2  # solutions, not prompts
 
 
 LAUNCHED = """

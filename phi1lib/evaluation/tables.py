@@ -11,9 +11,14 @@ from typing import Any
 
 import pandas as pd
 
+from phi1lib.evaluation.exercises import benchmark_name, split_label
 from phi1lib.paper import PHI1_FAMILY, PRUNED_EXERCISES, TABLE2, TABLE3
 
 STATUS_ORDER = ("passed", "failed", "timeout", "crashed")
+BENCHMARK_LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "new": "new problems"}
+BENCHMARK_LABELS.update({"humaneval+": "HumanEval+", "mbpp+": "MBPP+"})
+for _split in ("data", "infamily", "heldout"):
+    BENCHMARK_LABELS[benchmark_name(_split)] = f"exercises: {split_label(_split)}"
 
 
 def _percent(value: float | None) -> float | None:
@@ -24,7 +29,8 @@ def scores_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     """pass@1 (%) of our phi-1-base and phi-1 on the three benchmarks, beside the paper's.
 
     The paper's new-problem score is GPT-4's grade (Table 2), not pass@1: our judge score sits
-    beside it when the stage ran the judge, our pass@1 on the new problems always.
+    beside it when the stage ran the judge, our pass@1 on the new problems always. HumanEval+
+    and MBPP+ get columns when the profile ran them (``eval.plus``); the paper predates them.
     """
     paper_judge = {row["model"]: row["gpt4_score"] for row in TABLE2}
     rows = []
@@ -40,9 +46,40 @@ def scores_table(summary: Mapping[str, Any]) -> pd.DataFrame:
                 "new problems pass@1 (ours)": _percent(benchmarks["new"]["pass@1"]),
                 "new problems judge (ours)": benchmarks["new"].get("judge_score"),
                 "50 new problems, GPT-4 (paper)": paper_judge.get(model),
+                **{
+                    f"{name} (ours)": _percent(benchmarks[key]["pass@1"])
+                    for key, name in (("humaneval+", "HumanEval+"), ("mbpp+", "MBPP+"))
+                    if key in benchmarks
+                },
             }
         )
     return pd.DataFrame(rows).set_index("model")
+
+
+def benchmark_label(benchmark: str) -> str:
+    """How a table names a benchmark or an exercise split."""
+    return BENCHMARK_LABELS.get(benchmark, benchmark)
+
+
+def pass_rates_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Every model on every benchmark and exercise split: passed of problems, pass@1 and its
+    95% Wilson interval, in percent (chapters 5 and 6). A rate of 0 of 100 still has an upper
+    end near 4%: the interval, not the point, is what the run can claim."""
+    rows = []
+    for model, entry in summary["models"].items():
+        for benchmark, result in entry["benchmarks"].items():
+            low, high = result["pass@1_interval"]
+            rows.append(
+                {
+                    "model": model,
+                    "benchmark": benchmark_label(benchmark),
+                    "passed": result["statuses"].get("passed", 0),
+                    "problems": result["problems"],
+                    "pass@1 (%)": _percent(result["pass@1"]),
+                    "95% interval (%)": f"{100 * low:.1f}-{100 * high:.1f}",
+                }
+            )
+    return pd.DataFrame(rows).set_index(["model", "benchmark"])
 
 
 def status_table(summary: Mapping[str, Any]) -> pd.DataFrame:

@@ -126,6 +126,64 @@ def exercise_constraints(
     return list(islice(stream(), n))
 
 
+def vary_function_names(
+    constraints: Sequence[dict[str, str]], seed: int, share: float
+) -> list[dict[str, str]]:
+    """The constraints with a ``share`` of their function names given a training modifier
+    (``count_vowels`` -> ``count_vowels_raw``, see ``content.names``), each decided by a seeded
+    draw of its own, so that a longer list keeps the first items (chapter 3)."""
+    from phi1lib.teacher.content.names import TRAIN, variant
+
+    varied = []
+    for index, item in enumerate(constraints):
+        rng = random.Random(f"name-variant|{seed}|{index}")
+        name = item["function_name"]
+        varied.append(
+            {**item, "function_name": variant(name, TRAIN, rng)}
+            if rng.random() < share
+            else dict(item)
+        )
+    return varied
+
+
+def infamily_constraints(
+    n: int, seed: int, families: Sequence[str], *, names: Sequence[Mapping[str, Any]] | None = None
+) -> list[dict[str, str]]:
+    """``n`` constraints for in-family held-out exercises: the families dealt in rounds, each
+    function name a base name of its family with a *reserved* modifier, which asks the teacher
+    for a new instance with unseen names, wording and constants (chapter 3)."""
+    from phi1lib.teacher.content.names import RESERVED, variant
+
+    if n and not families:
+        raise ValueError("in-family exercises were asked for, but no family can have them")
+    names = _default_names(names)
+    entries = {f: [e for e in names if e.get("family") == f] for f in families}
+    if empty := sorted(f for f, found in entries.items() if not found):
+        raise ValueError(f"no exercise names for the in-family families {empty}")
+    rng = random.Random(f"infamily-constraints|{seed}")
+    family_deck = deck(sorted(families), rng)
+    items = []
+    for _ in range(n):
+        entry = rng.choice(entries[next(family_deck)])
+        items.append(
+            {
+                "function_name": variant(str(entry["function_name"]), RESERVED, rng),
+                "topic": str(entry["topic"]),
+                "difficulty": str(entry["difficulty"]),
+                "family": str(entry["family"]),
+            }
+        )
+    return items
+
+
+def _default_names(names: Sequence[Mapping[str, Any]] | None) -> Sequence[Mapping[str, Any]]:
+    if names is None:
+        from phi1lib.teacher import content
+
+        return content.EXERCISE_NAMES
+    return names
+
+
 def coverage(values: Sequence[str], universe: Sequence[str]) -> dict[str, Any]:
     """How evenly ``values`` cover ``universe``: counts, share covered, min and max (chapter 2)."""
     counts = Counter(values)

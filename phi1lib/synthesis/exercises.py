@@ -24,8 +24,14 @@ from typing import Any
 from phi1lib.profiles import Profile
 from phi1lib.sandbox import SandboxLimits
 from phi1lib.sandbox.split import Unsplittable, split_asserts
-from phi1lib.synthesis.constraints import exercise_constraints, request_seed
+from phi1lib.synthesis.constraints import (
+    exercise_constraints,
+    infamily_constraints,
+    request_seed,
+    vary_function_names,
+)
 from phi1lib.synthesis.records import KEPT, provenance_columns, rejection
+from phi1lib.synthesis.split import heldout_units
 from phi1lib.synthesis.verification import verify_programs
 from phi1lib.teacher import JobReport, TeacherRequest, run_requests, tasks, teacher_endpoint
 from phi1lib.teacher.records import TeacherResult
@@ -40,22 +46,68 @@ class ExerciseSettings:
 
     n_exercises: int
     seed: int
+    # The families exercises are asked for ([] = all): a narrower domain gives a small model
+    # more instances of each task (chapter 3).
+    families: list[str]
+    # Share of function names given a modifier (``count_vowels_raw``); see ``content.names``.
+    name_variant_share: float
     heldout_fraction: float
+    # New instances of training families, with reserved names, wordings and constants.
+    infamily_exercises: int
     timeout_s: float
     workers: int
     token_counter: str
 
 
+@dataclass(frozen=True)
+class ExercisePlan:
+    """What a profile asks the teacher for: every request's constraints (``split`` is
+    ``"infamily"`` for in-family requests, else empty) and the families held out whole."""
+
+    constraints: list[dict[str, str]]
+    heldout_families: list[str]
+
+
+def exercise_plan(settings: ExerciseSettings) -> ExercisePlan:
+    """The training requests (balanced over the profile's families, names varied), the held-out
+    families, and the in-family requests for the other families that have reserved wordings
+    (chapter 3)."""
+    from phi1lib.teacher import content
+    from phi1lib.teacher.content.exercises import infamily_families
+
+    known = {entry["family"] for entry in content.EXERCISE_NAMES}
+    if unknown := sorted(set(settings.families) - known):
+        raise ValueError(f"exercises.families names unknown families: {unknown}")
+    chosen = set(settings.families) or known
+    names = [entry for entry in content.EXERCISE_NAMES if entry["family"] in chosen]
+    train = exercise_constraints(settings.n_exercises, settings.seed, names=names)
+    train = vary_function_names(train, settings.seed, settings.name_variant_share)
+    heldout = heldout_units(sorted(chosen), settings.heldout_fraction)
+    eligible = [f for f in infamily_families() if f in chosen and f not in heldout]
+    infamily = infamily_constraints(
+        settings.infamily_exercises, settings.seed, eligible, names=names
+    )
+    constraints = [{**item, "split": ""} for item in train]
+    constraints += [{**item, "split": "infamily"} for item in infamily]
+    return ExercisePlan(constraints, sorted(heldout))
+
+
 def exercise_requests(constraints: Sequence[dict[str, str]], seed: int) -> list[TeacherRequest]:
-    """One ``code_exercise`` request per constraint set; ids ``exercise-0000000``... (ch. 3)."""
-    return [
-        tasks.exercise_request(
-            {key: item[key] for key in REQUEST_CONSTRAINTS},
-            id=f"exercise-{index:07d}",
-            seed=request_seed("exercise", seed, index),
+    """One ``code_exercise`` request per constraint set; ids ``exercise-0000000``... and, for
+    in-family requests, ``infamily-0000000``... (chapter 3)."""
+    requests, counts = [], {"exercise": 0, "infamily": 0}
+    for item in constraints:
+        kind = "infamily" if item.get("split") == "infamily" else "exercise"
+        index = counts[kind]
+        counts[kind] += 1
+        requests.append(
+            tasks.exercise_request(
+                {key: item[key] for key in REQUEST_CONSTRAINTS},
+                id=f"{kind}-{index:07d}",
+                seed=request_seed(kind, seed, index),
+            )
         )
-        for index, item in enumerate(constraints)
-    ]
+    return requests
 
 
 def format_docstring(docstring: str, indent: str) -> str:
@@ -198,13 +250,14 @@ def generate_exercises(
 ) -> tuple[list[dict[str, Any]], JobReport]:
     """Ask the teacher for the profile's exercises and run each against its tests (chapter 3).
 
-    Returns one record per request, in request order, with ``rejected`` empty for a verified
+    Returns one record per request (see :func:`exercise_plan`; ``split`` is ``"infamily"`` for
+    an in-family request), in request order, with ``rejected`` empty for a verified
     exercise, else the reason (``teacher_failed``, ``teacher_malformed``, ``invalid``: the
     answer is not a usable exercise, ``fails_tests``: ``verification`` says how); and the
     teacher's job report. ``cache_dir`` holds the teacher's answers and the sandbox verdicts.
     """
     settings = profile.exercises
-    constraints = exercise_constraints(settings.n_exercises, settings.seed)
+    constraints = exercise_plan(settings).constraints
     requests = exercise_requests(constraints, settings.seed)
     with teacher_endpoint(profile) as endpoint:
         report = run_requests(

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-SPLITS = {"textbooks": {"train": "data"}, "exercises": {"train": "data", "heldout": "heldout"}}
+SPLITS = {
+    "textbooks": {"train": "data"},
+    "exercises": {"train": "data", "heldout": "heldout", "infamily": "infamily"},
+}
 
 
 def dataset_dict(stage: str, profile: Any = None, *, store: Any = None) -> Any:

@@ -5,7 +5,8 @@
 provenance), ``rejected`` (every other section, with its ``rejected`` reason) and
 ``report.json``. ``exercises`` (which needs ``textbooks``, for the duplicates across the two
 datasets) writes ``data`` (training exercises), ``heldout`` (whole held-out families, see
-``split.py``), ``rejected`` and ``report.json``. Exercise columns: ``function_name``, ``family``,
+``split.py``), ``infamily`` (new instances of training families with unseen names, wordings
+and constants, see ``split.py``), ``rejected`` and ``report.json``. Exercise columns: ``function_name``, ``family``,
 ``topic``, ``difficulty``, ``signature``, ``docstring``, ``prompt``, ``solution``, ``tests``,
 ``text``, ``entry_point``, ``n_tokens``, ``verification`` and provenance.
 
@@ -38,9 +39,9 @@ from phi1lib.synthesis.cleaning import (
     remove_duplicates,
 )
 from phi1lib.synthesis.constraints import coverage
-from phi1lib.synthesis.exercises import generate_exercises
+from phi1lib.synthesis.exercises import exercise_plan, generate_exercises
 from phi1lib.synthesis.records import KEPT, split_kept
-from phi1lib.synthesis.split import heldout_units
+from phi1lib.synthesis.split import separate_infamily
 from phi1lib.synthesis.textbooks import generate_textbooks
 from phi1lib.synthesis.tokens import token_counter
 from phi1lib.teacher import JobReport, tasks
@@ -214,9 +215,8 @@ def _exercises_config(profile: Profile) -> dict[str, Any]:
     }
 
 
-def _split_heldout(records: list[dict[str, Any]], fraction: float, cleaning: CleaningSettings):
-    kept = [r for r in records if r["rejected"] == KEPT]
-    units = heldout_units([r["family"] for r in kept], fraction)
+def _split_heldout(records: list[dict[str, Any]], units: set[str], cleaning: CleaningSettings):
+    kept = [r for r in records if r["rejected"] == KEPT and r["split"] != "infamily"]
     train = [r for r in kept if r["family"] not in units]
     heldout = [r for r in kept if r["family"] in units]
     dedup = remove_duplicates(
@@ -227,7 +227,7 @@ def _split_heldout(records: list[dict[str, Any]], fraction: float, cleaning: Cle
             record["split"] = "heldout"
     for record in train:
         record["split"] = "train"
-    return sorted(units), dedup
+    return dedup
 
 
 def build_exercises(ctx: StageContext) -> dict[str, Any]:
@@ -246,18 +246,24 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
     problems = benchmark_problems()
     ngrams = ngram_decontamination(records, "docstring", problems, cleaning)
     ast = ast_decontamination(records, problems, cleaning)
-    for record in records:
-        record["split"] = ""
-    units, heldout_dedup = _split_heldout(records, settings.heldout_fraction, cleaning)
+    units = exercise_plan(settings).heldout_families
+    heldout_dedup = _split_heldout(records, set(units), cleaning)
+    train = [r for r in records if r["rejected"] == KEPT and r["split"] == "train"]
+    infamily_checks = separate_infamily(
+        [r for r in records if r["split"] == "infamily"], train, cleaning
+    )
     kept, rejected = split_kept(records)
     reasons = _reasons(records)
-    train = [r for r in kept if r["split"] == "train"]
     heldout = [r for r in kept if r["split"] == "heldout"]
+    infamily = [r for r in kept if r["split"] == "infamily"]
     _require(train, "training exercise", reasons)
     _require(heldout, "held-out exercise", reasons)
+    if settings.infamily_exercises:
+        _require(infamily, "in-family exercise", reasons)
     _save(train, ctx.out / "data", drop=(*REJECTION_COLUMNS, "split"))
     _save(heldout, ctx.out / "heldout", drop=(*REJECTION_COLUMNS, "split"))
-    _save(rejected, ctx.out / "rejected", drop=("split",))
+    _save(infamily, ctx.out / "infamily", drop=(*REJECTION_COLUMNS, "split"))
+    _save(rejected, ctx.out / "rejected")
     failures = Counter(r["verification"] for r in verified if r["verification"] != "passed")
     report = {
         "teacher": _teacher_summary(job),
@@ -281,10 +287,17 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
             "exercises": len(heldout),
             "dedup_against_train": heldout_dedup,
         },
+        "infamily": {
+            "families": sorted({r["family"] for r in infamily}),
+            "requested": sum(r["split"] == "infamily" for r in records),
+            "exercises": len(infamily),
+            **infamily_checks,
+        },
         "tokens": {
             "counter": settings.token_counter,
             "train": sum(r["n_tokens"] for r in train),
             "heldout": sum(r["n_tokens"] for r in heldout),
+            "infamily": sum(r["n_tokens"] for r in infamily),
         },
     }
     _write_report(ctx, report)
@@ -292,6 +305,7 @@ def build_exercises(ctx: StageContext) -> dict[str, Any]:
         "requested": len(records),
         "train": len(train),
         "heldout": len(heldout),
+        "infamily": len(infamily),
         "rejected": len(rejected),
         "failed_tests": sum(failures.values()),
         "tokens": report["tokens"]["train"],
@@ -305,6 +319,6 @@ EXERCISES = Stage(
     build=build_exercises,
     config=_exercises_config,
     needs=("textbooks",),
-    version=1,
+    version=2,  # 2: the in-family split
     description="synthetic CodeExercises, each executed against its tests, cleaned (chapter 3)",
 )

@@ -11,8 +11,10 @@ One package for chapters 4 and 5 of the book, one job per module:
 - ``loop``: one training loop for every profile (CPU, one GPU, many GPUs through ``accelerate``
   with DDP, FSDP or DeepSpeed), with exact resume from checkpoints;
 - ``flops`` and ``metrics``: FLOPs per token, MFU, and the CSV/TensorBoard log;
-- ``heldout`` and ``completions``: held-out loss and held-out exercise pass rates;
-- ``stages``: the run-store stages (``tokenizer``, ``tokens_*``, ``pretrain*``, ``finetune``,
-  ``training_ablation``);
+- ``heldout``: held-out loss, in total and per sequence;
+- ``stages``: the run-store stages (``tokenizer``, ``tokens_*``, ``pretrain*``, ``finetune``);
+- ``ablation_models``, ``ablation``, ``ablation_stats`` and ``ablation_report``: Figure 2.1's
+  ablation, every arm at several seeds, pretrained and fine-tuned, scored and compared with
+  intervals over seeds and problems (``ablation_models``, ``training_ablation``);
 - ``run``: the command-line entry point (``python -m phi1lib.training.run`` / ``phi1 train``).
 """

@@ -1,168 +1,200 @@
 """The paper's central claim at our scale: the same model and token budget on three datasets.
 
-Figure 2.1 of the paper trains one architecture on (a) unfiltered code ("The Stack+"), on (b)
-CodeTextbook, and then fine-tunes (b) on CodeExercises; section 2.1 adds the filtered code alone
-(paper §2.1, Figure 2.1). Here the same comparison is made with the profile's model: the stages
-``pretrain_unfiltered`` (a), ``pretrain_filtered`` (b), ``pretrain`` (c, CodeTextbook) and
-``finetune`` (c + CodeExercises), every pretraining run with the same number of training tokens.
+Figure 2.1 of the paper trains one architecture on (a) unfiltered code ("The Stack+") and on
+(c) CodeTextbook, and fine-tunes on CodeExercises; section 2.1 adds (b), the filtered code alone
+(paper §2.1, Figure 2.1). Here every arm is pretrained at the same number of tokens and then
+fine-tuned, at several seeds (the ``ablation_models`` stage), and every model is scored the
+same ways:
 
-Each model is scored the same four ways: held-out loss on a held-out slice of CodeTextbook and
-on the held-out exercises (in nats per token; lower is better), the pass rate of its greedy
-completions of held-out exercises run against the exercises' own tests in the project sandbox,
-and HumanEval pass@1 through the evaluation chapter's harness. Introduced in chapter 4 ("Does the
-data matter? The ablation at our scale") and used again in chapter 5.
+* held-out loss on a held-out slice of CodeTextbook and on the held-out exercises, in nats per
+  token and in bits per byte of text (lower is better);
+* pass@1 of its greedy completions on each exercise split of ``ablation.splits`` (a training
+  sample, in-family, held-out families; ``evaluation.exercises``) and on HumanEval, run in the
+  project sandbox.
+
+The stage writes ``scores.json`` (every model's score of every item), ``ablation.json`` (one
+row per model, and the arms compared over seeds and items, ``ablation_stats.compare_arms``)
+and ``completions.jsonl`` (the seed-0 models' completions, for chapter 5's side-by-side). A
+model's scores are kept in the work folder as soon as they are computed, so an interrupted
+build resumes with the next model. Introduced in chapter 4 ("Does the data matter? The
+ablation at our scale") and used again in chapter 5.
 """
 
 from __future__ import annotations
 
-import ast
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from phi1lib.evaluation.exercises import split_problems
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact
-from phi1lib.training.heldout import heldout_loss
+from phi1lib.training.ablation_models import (
+    ARMS,
+    FIRST_FINETUNE,
+    PHASES,
+    model_folders,
+    run_name,
+    seeds,
+    training_summary,
+)
+from phi1lib.training.ablation_stats import compare_arms
+from phi1lib.training.heldout import sequence_losses, spread_indices
 from phi1lib.training.packing import PackedSequences
+from phi1lib.training.stages import HELDOUT_FILE
 
-# label shown in the chapters -> the stage that trained the model
-ABLATION_RUNS = {
-    "(a) unfiltered code": "pretrain_unfiltered",
-    "(b) filtered code": "pretrain_filtered",
-    "(c) CodeTextbook": "pretrain",
-    "(c) + CodeExercises": "finetune",
-}
 RESULTS_FILE = "ablation.json"
+SCORES_FILE = "scores.json"
 COMPLETIONS_FILE = "completions.jsonl"
+HUMANEVAL = "humaneval"
+# held-out loss sets: name -> the packed corpus whose held-out file is scored
+LOSS_SETS = {"codetextbook": "tokens_codetextbook", "exercises": "tokens_exercises"}
 
 
-class ExerciseFormatError(ValueError):
-    """A held-out exercise that cannot be turned into a graded problem."""
-
-
-def _entry_point(prompt: str, where: str) -> str:
-    """The name of the last function the prompt starts (the one the model must complete)."""
-    names = []
-    for line in prompt.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("def ") and "(" in stripped:
-            names.append(stripped[4 : stripped.index("(")].strip())
-    if not names:
-        raise ExerciseFormatError(f"{where}: the prompt defines no function")
-    return names[-1]
-
-
-def _tests_text(tests: Any, where: str) -> str:
-    if isinstance(tests, str):
-        text = tests
-    elif isinstance(tests, Sequence) and all(isinstance(t, str) for t in tests):
-        text = "\n".join(tests)
-    else:
-        raise ExerciseFormatError(f"{where}: tests must be text or a list of asserts")
-    try:
-        ast.parse(text)
-    except SyntaxError as error:
-        raise ExerciseFormatError(f"{where}: tests do not parse ({error})") from error
-    return text
-
-
-def exercise_problems(records: Sequence[Mapping[str, Any]], *, source: str = "exercises") -> list:
-    """Held-out CodeExercises as evaluation ``Problem``s graded by their own asserts (chapter 5).
-
-    The model sees the exercise's ``prompt`` (signature and docstring, after any imports) and
-    writes the body; the reference is the rest of the exercise's training ``text``.
-    """
-    from phi1lib.evaluation.problems import Problem
-
-    problems = []
-    for index, record in enumerate(records):
-        where = f"{source} record {index}"
-        prompt = record.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ExerciseFormatError(f"{where}: no prompt")
-        text = record.get("text") or ""
-        entry_point = record.get("entry_point") or _entry_point(prompt, where)
-        problems.append(
-            Problem(
-                benchmark="codeexercises-heldout",
-                task_id=f"exercise/{index}",
-                prompt=prompt,
-                canonical_solution=text[len(prompt) :] if text.startswith(prompt) else "",
-                test=_tests_text(record.get("tests"), where),
-                entry_point=entry_point,
-                description=str(record.get("docstring") or prompt),
-                harness="asserts",
-            )
-        )
-    return problems
-
-
-def evaluate_model_dir(
+def score_model(
     model_dir: Path,
     *,
-    codetextbook_heldout: PackedSequences,
-    exercises_heldout: PackedSequences,
-    problems: Sequence,
-    humaneval_limit: int,
-    heldout_sequences: int,
+    heldout: Mapping[str, PackedSequences],
+    sequences: int,
+    problems: Mapping[str, Sequence],
     max_new_tokens: int,
     batch_size: int,
     workers: int,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One model's four scores, and its completion of each problem with its verdict (chapter 4)."""
+) -> dict[str, Any]:
+    """One model's score of every item: each held-out sequence's loss (nats per token) and
+    whether each problem of each split passed, with the completions (chapter 4)."""
     from phi1lib.evaluation.generation import SamplingSettings, load_model
     from phi1lib.evaluation.harness import evaluate_model
 
     model, tokenizer = load_model(model_dir)
-    device = model.device
-    scores: dict[str, Any] = {
-        "codetextbook_heldout_loss": heldout_loss(
+    losses = {}
+    for name, data in heldout.items():
+        nats, tokens = sequence_losses(
             model,
-            codetextbook_heldout,
-            max_sequences=heldout_sequences,
+            data,
+            spread_indices(len(data), sequences),
             batch_size=batch_size,
-            device=device,
-        ),
-        "exercises_heldout_loss": heldout_loss(
-            model,
-            exercises_heldout,
-            max_sequences=heldout_sequences,
-            batch_size=batch_size,
-            device=device,
-        ),
-    }
-    sampling = SamplingSettings(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    exercises = evaluate_model(
-        (model, tokenizer),
-        "codeexercises-heldout",
-        problems=problems,
-        settings=sampling,
-        workers=workers,
-    )
-    scores["exercises_pass@1"] = exercises.summary["pass@1"]
-    scores["exercises_solved"] = exercises.summary["solved_problems"]
-    scores["exercises_statuses"] = exercises.summary["statuses"]
-    if humaneval_limit > 0:
-        humaneval = evaluate_model(
-            (model, tokenizer),
-            "humaneval",
-            limit=humaneval_limit,
-            settings=sampling,
-            workers=workers,
+            device=model.device,
         )
-        scores["humaneval_pass@1"] = humaneval.summary["pass@1"]
-        scores["humaneval_problems"] = humaneval.summary["problems"]
-    completions = [
-        {
-            "completion": result.samples[0].completion,
-            "passed": result.samples[0].passed,
-            "status": result.samples[0].status,
-        }
-        for result in exercises.results
-    ]
-    return scores, completions
+        if not tokens.all():
+            raise ValueError(f"{data.path}: a held-out sequence has no tokens to score")
+        losses[name] = (nats / tokens).tolist()
+    sampling = SamplingSettings(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    passed, completions = {}, {}
+    for split, chosen in problems.items():
+        report = evaluate_model(
+            (model, tokenizer), split, problems=chosen, settings=sampling, workers=workers
+        )
+        passed[split] = [int(result.samples[0].passed) for result in report.results]
+        completions[split] = [
+            {
+                "completion": result.samples[0].completion,
+                "passed": result.samples[0].passed,
+                "status": result.samples[0].status,
+            }
+            for result in report.results
+        ]
+    return {"losses": losses, "passed": passed, "completions": completions}
+
+
+def _problems(ctx: StageContext) -> dict[str, list]:
+    from phi1lib.evaluation.benchmarks import load_benchmark
+
+    settings = ctx.profile.ablation
+    problems = {
+        split: split_problems(ctx.inputs["exercises"], split, settings.exercises)
+        for split in settings.splits
+    }
+    if settings.humaneval_limit > 0:
+        problems[HUMANEVAL] = load_benchmark(HUMANEVAL, settings.humaneval_limit)
+    return problems
+
+
+def bytes_per_token(artifact: Artifact) -> float:
+    """Bytes of text per token of a packed corpus's held-out file (bits per byte = nats per
+    token / ln 2 / this). The scored sequences are spread over the file, so its ratio holds."""
+    counts = artifact.counts
+    return counts["heldout_text_bytes"] / counts["heldout_tokens"]
+
+
+def _row(name: str, arm, seed: int, phase: str, scores, ctx: StageContext) -> dict[str, Any]:
+    from phi1lib.analysis.intervals import wilson_interval
+
+    ablation_models = ctx.inputs["ablation_models"]
+    summary = training_summary(ablation_models, ctx.inputs, name)
+    base = training_summary(ablation_models, ctx.inputs, run_name(arm.key, seed, "base"))
+    row: dict[str, Any] = {
+        "model": name,
+        "arm": arm.key,
+        "run": arm.label,
+        "seed": seed,
+        "phase": phase,
+        "pretrain_tokens": base["tokens"],
+        "finetune_tokens": summary["tokens"] if phase == "finetuned" else 0,
+        "pretrain_epochs": base["epochs"],
+        "train_loss": summary["final_loss"],
+    }
+    for loss_set, corpus in LOSS_SETS.items():
+        loss = sum(scores["losses"][loss_set]) / len(scores["losses"][loss_set])
+        row[f"{loss_set}_loss"] = loss
+        row[f"{loss_set}_bits_per_byte"] = loss / math.log(2) / bytes_per_token(ctx.inputs[corpus])
+    for split, passed in scores["passed"].items():
+        row[f"{split}_passed"] = sum(passed)
+        row[f"{split}_problems"] = len(passed)
+        row[f"{split}_pass@1"] = sum(passed) / len(passed)
+        row[f"{split}_interval"] = list(wilson_interval(sum(passed), len(passed)))
+    return row
+
+
+def metrics(splits: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """Every compared metric: key of the scores -> (what it scores, higher is better)."""
+    chosen = {f"loss:{name}": (name, False) for name in LOSS_SETS}
+    chosen.update({f"pass:{split}": (split, True) for split in splits})
+    return chosen
+
+
+def compare(
+    scores: Mapping[str, Mapping[str, Any]],
+    arms: Sequence[str],
+    seed_list: Sequence[int],
+    splits: Sequence[str],
+    *,
+    resamples: int,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The arms compared at each phase on each metric, and each arm's fine-tuning effect."""
+
+    def grid(arm: str, phase: str, metric: str) -> list[list[float]]:
+        kind, name = metric.split(":")
+        field = "losses" if kind == "loss" else "passed"
+        return [scores[run_name(arm, s, phase)][field][name] for s in seed_list]
+
+    comparisons = []
+    for metric, (_, higher) in metrics(splits).items():
+        for phase in PHASES:
+            result = compare_arms(
+                {arm: grid(arm, phase, metric) for arm in arms},
+                higher_is_better=higher,
+                binary=metric.startswith("pass:"),
+                resamples=resamples,
+                seed=seed,
+            )
+            comparisons.append({"metric": metric, "phase": phase, "between": "arms", **result})
+        for arm in arms:
+            result = compare_arms(
+                {phase: grid(arm, phase, metric) for phase in PHASES},
+                higher_is_better=higher,
+                binary=metric.startswith("pass:"),
+                resamples=resamples,
+                seed=seed,
+            )
+            comparisons.append({"metric": metric, "arm": arm, "between": "phases", **result})
+    return comparisons
 
 
 def _config(profile: Profile) -> dict[str, Any]:
@@ -172,53 +204,91 @@ def _config(profile: Profile) -> dict[str, Any]:
 def _build(ctx: StageContext) -> dict[str, Any]:
     settings = ctx.profile.ablation
     seq_len = ctx.profile.pretrain.seq_len
-    codetextbook = PackedSequences(ctx.inputs["tokens_codetextbook"].path / "heldout.bin", seq_len)
-    exercise_tokens = PackedSequences(ctx.inputs["tokens_exercises"].path / "heldout.bin", seq_len)
-    heldout_records = ctx.inputs["exercises"].dataset("heldout")
-    chosen = heldout_records.select(range(min(len(heldout_records), settings.exercises)))
-    problems = exercise_problems(list(chosen), source="exercises heldout")
-    rows, completions = [], {}
-    for label, stage in ABLATION_RUNS.items():
-        artifact: Artifact = ctx.inputs[stage]
-        scores, texts = evaluate_model_dir(
-            artifact.path / "model",
-            codetextbook_heldout=codetextbook,
-            exercises_heldout=exercise_tokens,
-            problems=problems,
-            humaneval_limit=settings.humaneval_limit,
-            heldout_sequences=settings.heldout_sequences,
-            max_new_tokens=settings.max_new_tokens,
-            batch_size=settings.batch_size,
-            workers=settings.workers,
+    heldout = {
+        name: PackedSequences(ctx.inputs[corpus].path / HELDOUT_FILE, seq_len)
+        for name, corpus in LOSS_SETS.items()
+    }
+    problems = _problems(ctx)
+    folders = model_folders(ctx.inputs["ablation_models"], ctx.inputs)
+    seed_list = seeds(ctx.profile)
+    names = [run_name(a.key, s, p) for a in ARMS for s in seed_list for p in PHASES]
+    missing = sorted(set(names) - set(folders))
+    if missing:
+        raise ValueError(f"the ablation_models artifact lacks the models {missing}")
+    done = ctx.work / "scores"
+    done.mkdir(exist_ok=True)
+    scores: dict[str, Any] = {}
+    for name in tqdm(names, desc="ablation: scoring models", unit="model"):
+        path = done / f"{name}.json"
+        if not path.exists():  # finished before an interruption otherwise
+            result = score_model(
+                folders[name],
+                heldout=heldout,
+                sequences=settings.heldout_sequences,
+                problems=problems,
+                max_new_tokens=settings.max_new_tokens,
+                batch_size=settings.batch_size,
+                workers=settings.workers,
+            )
+            path.write_text(json.dumps(result))
+        scores[name] = json.loads(path.read_text())
+    rows = [
+        _row(run_name(a.key, s, p), a, s, p, scores[run_name(a.key, s, p)], ctx)
+        for a in ARMS
+        for s in seed_list
+        for p in PHASES
+    ]
+    splits = list(problems)
+    comparisons = compare(
+        scores,
+        [a.key for a in ARMS],
+        seed_list,
+        splits,
+        resamples=settings.bootstrap_resamples,
+    )
+    results = {
+        "arms": {a.key: a.label for a in ARMS},
+        "seeds": seed_list,
+        "splits": splits,
+        "problems": {split: len(chosen) for split, chosen in problems.items()},
+        "heldout_sequences": {name: len(scores[names[0]]["losses"][name]) for name in LOSS_SETS},
+        "bytes_per_token": {
+            name: bytes_per_token(ctx.inputs[corpus]) for name, corpus in LOSS_SETS.items()
+        },
+        "bootstrap_resamples": settings.bootstrap_resamples,
+        "rows": rows,
+        "comparisons": comparisons,
+    }
+    (ctx.out / RESULTS_FILE).write_text(json.dumps(results, indent=1))
+    (ctx.out / SCORES_FILE).write_text(
+        json.dumps(
+            {name: {k: v for k, v in s.items() if k != "completions"} for name, s in scores.items()}
         )
-        training = artifact.json("training.json")
-        rows.append(
-            {
-                "run": label,
-                "stage": stage,
-                "pretrain_tokens": (
-                    training["tokens"]
-                    if stage != "finetune"
-                    else ctx.inputs["pretrain"].json("training.json")["tokens"]
-                ),
-                "finetune_tokens": training["tokens"] if stage == "finetune" else 0,
-                "epochs": training["epochs"],
-                "train_loss": training["final_loss"],
-                **scores,
-            }
-        )
-        completions[stage] = texts
-    (ctx.out / RESULTS_FILE).write_text(json.dumps(rows, indent=2))
-    with (ctx.out / COMPLETIONS_FILE).open("w") as handle:
-        for index, problem in enumerate(problems):
-            record = {
-                "task_id": problem.task_id,
-                "prompt": problem.prompt,
-                "reference": problem.canonical_solution,
-                **{stage: completions[stage][index] for stage in completions},
-            }
-            handle.write(json.dumps(record) + "\n")
-    return {"models": len(rows), "exercises": len(problems)}
+    )
+    _write_completions(ctx.out / COMPLETIONS_FILE, problems, scores)
+    return {
+        "models": len(rows),
+        "seeds": len(seed_list),
+        **{f"{s}_problems": len(p) for s, p in problems.items()},
+    }
+
+
+def _write_completions(path: Path, problems: Mapping[str, Sequence], scores) -> None:
+    """Every problem with the seed-0 models' completions, keyed by model name."""
+    with path.open("w") as handle:
+        for split, chosen in problems.items():
+            for index, problem in enumerate(chosen):
+                record = {
+                    "split": split,
+                    "task_id": problem.task_id,
+                    "prompt": problem.prompt,
+                    "reference": problem.canonical_solution,
+                }
+                for arm in ARMS:
+                    for phase in PHASES:
+                        name = run_name(arm.key, 0, phase)
+                        record[name] = scores[name]["completions"][split][index]
+                handle.write(json.dumps(record) + "\n")
 
 
 TRAINING_ABLATION = Stage(
@@ -226,22 +296,23 @@ TRAINING_ABLATION = Stage(
     build=_build,
     config=_config,
     needs=(
-        *ABLATION_RUNS.values(),
-        "tokens_codetextbook",
-        "tokens_exercises",
+        "ablation_models",
+        *(arm.first_stage for arm in ARMS),
+        *FIRST_FINETUNE.values(),
+        *LOSS_SETS.values(),
         "exercises",
     ),
-    version=2,  # 2: held-out loss on sequences spread over the held-out files
-    description="held-out loss and pass rates of the ablation's four models (Figure 2.1's spirit)",
+    version=3,  # 3: every arm fine-tuned, at several seeds, compared with intervals
+    description="the ablation's models scored and compared over seeds and problems (Figure 2.1)",
 )
 
 
-def read_ablation(artifact: Artifact) -> list[dict[str, Any]]:
-    """The ablation's rows, one per model, as the chapters tabulate them."""
+def read_ablation(artifact: Artifact) -> dict[str, Any]:
+    """The ablation's rows (one per model) and comparisons, as the chapters tabulate them."""
     return artifact.json(RESULTS_FILE)
 
 
 def read_completions(artifact: Artifact) -> list[dict[str, Any]]:
-    """Every held-out exercise with each model's completion (chapter 5's side-by-side)."""
+    """Every scored problem with each seed-0 model's completion (chapter 5's side-by-side)."""
     lines = artifact.file(COMPLETIONS_FILE).read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]

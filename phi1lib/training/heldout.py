@@ -50,6 +50,37 @@ def loss_sums(
     return total, count
 
 
+@torch.no_grad()
+def sequence_losses(
+    model: nn.Module,
+    data: PackedSequences,
+    indices: Sequence[int],
+    *,
+    batch_size: int,
+    device: torch.device | str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Summed next-token loss (nats) and scored tokens of each sequence in ``indices``.
+
+    Per sequence, not one total, so that the ablation can resample held-out sequences the way
+    it resamples problems (chapter 4).
+    """
+    was_training = model.training
+    model.eval()
+    nats, tokens = [], []
+    for start in range(0, len(indices), batch_size):
+        chosen = indices[start : start + batch_size]
+        input_ids, labels = data.batch(chosen)
+        logits = model(input_ids=input_ids.to(device), use_cache=False).logits.float()
+        targets = labels[:, 1:].to(logits.device)
+        losses = nn.functional.cross_entropy(
+            logits[:, :-1].transpose(1, 2), targets, ignore_index=-100, reduction="none"
+        )
+        nats.extend(losses.sum(dim=1).tolist())
+        tokens.extend((targets != -100).sum(dim=1).tolist())
+    model.train(was_training)
+    return np.asarray(nats, dtype=np.float64), np.asarray(tokens, dtype=np.int64)
+
+
 def spread_indices(total: int, count: int | None) -> list[int]:
     """``count`` sequence indices spread evenly over ``total`` (all of them when count is None).
 

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
-from phi1lib.paper import FILTER_ABLATION_350M, PHI1_FAMILY
 from phi1lib.plotting import OTHER_COLOR, OURS_COLOR, PHI1_COLOR
 from phi1lib.training.loop import TrainSettings, learning_rate_factor
 from phi1lib.training.packing import PackedSequences
@@ -123,60 +122,3 @@ def plot_speed(frame, ax=None):
     twin.set_ylabel("MFU (%)", color=OTHER_COLOR)
     twin.grid(False)
     return ax
-
-
-def plot_ablation(rows: list[dict], figsize=(13, 4.2)):
-    """Figure 2.1 in spirit: the same model on (a) unfiltered, (b) filtered, (c) CodeTextbook,
-    and (c) fine-tuned on CodeExercises; ours (held-out loss, pass rates) beside the paper's 350M
-    HumanEval bars. Chapter 4.
-    """
-    fig, axes = plt.subplots(1, 3, figsize=figsize)
-    labels = [row["run"] for row in rows]
-    x = np.arange(len(rows))
-    width = 0.38
-    axes[0].bar(
-        x - width / 2,
-        [row["codetextbook_heldout_loss"] for row in rows],
-        width,
-        color=ABLATION_COLORS,
-        label="held-out CodeTextbook",
-    )
-    axes[0].bar(
-        x + width / 2,
-        [row["exercises_heldout_loss"] for row in rows],
-        width,
-        color=ABLATION_COLORS,
-        alpha=0.5,
-        hatch="//",
-        label="held-out exercises",
-    )
-    axes[0].set_title("ours: held-out loss (lower is better)")
-    axes[0].set_ylabel("nats per token")
-    axes[0].legend(fontsize=8)
-
-    exercises = [100 * row["exercises_pass@1"] for row in rows]
-    humaneval = [100 * row.get("humaneval_pass@1", float("nan")) for row in rows]
-    axes[1].bar(x - width / 2, exercises, width, color=ABLATION_COLORS, label="held-out exercises")
-    axes[1].bar(
-        x + width / 2,
-        humaneval,
-        width,
-        color=ABLATION_COLORS,
-        alpha=0.5,
-        hatch="//",
-        label="HumanEval",
-    )
-    axes[1].set_title("ours: pass@1 (%)")
-    axes[1].legend(fontsize=8)
-
-    paper = [row["humaneval"] for row in FILTER_ABLATION_350M] + [
-        PHI1_FAMILY["phi-1-small"]["humaneval"]
-    ]
-    axes[2].bar(x, paper, 0.6, color=ABLATION_COLORS)
-    for xi, value in zip(x, paper, strict=True):
-        axes[2].annotate(f"{value:g}", (xi, value), ha="center", va="bottom", fontsize=9)
-    axes[2].set_title("paper, 350M: HumanEval pass@1 (%)")
-    for ax in axes:
-        ax.set_xticks(x, [label.replace(" ", "\n", 1) for label in labels], fontsize=8)
-    fig.tight_layout()
-    return fig

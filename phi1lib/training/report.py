@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from phi1lib.paper import ARCHITECTURE, FILTER_ABLATION_350M, HYPERPARAMETERS, PHI1_FAMILY
+from phi1lib.paper import ARCHITECTURE, HYPERPARAMETERS
 from phi1lib.profiles import Profile, load_profile
 from phi1lib.training.presets import (
     PHI1_VOCAB_SIZE,
@@ -175,38 +175,6 @@ def run_summary(artifacts: Mapping[str, Any]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("run")
-
-
-def ablation_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The ablation's scores, with the paper's 350M HumanEval numbers beside ours (chapter 4).
-
-    The paper's rows (``FILTER_ABLATION_350M`` and phi-1-small) are HumanEval pass@1 of a 350M
-    model after 26-76B tokens; ours are a CPU-sized model after a few million. The paper trained
-    (a) for 96k steps and (b), (c) for 36k; ours train every pretraining run for the same tokens.
-    """
-    paper = [row["humaneval"] for row in FILTER_ABLATION_350M] + [
-        PHI1_FAMILY["phi-1-small"]["humaneval"]
-    ]
-    table = []
-    for row, paper_humaneval in zip(rows, paper, strict=True):
-        table.append(
-            {
-                "run": row["run"],
-                "pretraining tokens": f"{row['pretrain_tokens'] / 1e6:.2f}M",
-                "fine-tuning tokens": (
-                    f"{row['finetune_tokens'] / 1e6:.2f}M" if row["finetune_tokens"] else "-"
-                ),
-                "passes over its data": round(row["epochs"], 2),
-                "held-out CodeTextbook loss": round(row["codetextbook_heldout_loss"], 3),
-                "held-out exercises loss": round(row["exercises_heldout_loss"], 3),
-                "held-out exercises pass@1 (%)": round(100 * row["exercises_pass@1"], 1),
-                "HumanEval pass@1 (%)": (
-                    round(100 * row["humaneval_pass@1"], 1) if "humaneval_pass@1" in row else "-"
-                ),
-                "paper: HumanEval (%), 350M": paper_humaneval,
-            }
-        )
-    return pd.DataFrame(table).set_index("run")
 
 
 def read_sweep(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:

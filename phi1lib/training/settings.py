@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phi1lib.training.loop import TrainSettings
+from phi1lib.training.packing import LOSS_ON
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,35 @@ class PretrainSettings(TrainSettings):
 
 
 @dataclass(frozen=True)
-class AblationSettings:
-    """How the ablation's four models are scored (chapters 4 and 5)."""
+class ExerciseTokenSettings:
+    """How CodeExercises are packed for fine-tuning (``[exercise_tokens]``, chapter 5):
+    ``packing`` ``whole`` (every exercise inside one row, padded) or ``stream`` (cut every
+    ``seq_len`` tokens, as pretraining); ``loss_on`` ``solution`` (the prompt is read, not
+    predicted) or ``all`` (only with ``whole``: a stream has no roles)."""
 
+    packing: str
+    loss_on: str
+
+    def __post_init__(self) -> None:
+        if self.packing not in ("whole", "stream"):
+            raise ValueError(f"packing must be 'whole' or 'stream', got {self.packing!r}")
+        if self.loss_on not in LOSS_ON:
+            raise ValueError(f"loss_on must be one of {LOSS_ON}, got {self.loss_on!r}")
+        if self.packing == "stream" and self.loss_on != "all":
+            raise ValueError("a stream has no token roles: packing 'stream' needs loss_on 'all'")
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """How many seeds the ablation trains per arm, and how its models are scored and compared
+    (chapters 4 and 5)."""
+
+    seeds: int
+    splits: list[str]
     exercises: int
     heldout_sequences: int
     humaneval_limit: int
     max_new_tokens: int
     batch_size: int
     workers: int
+    bootstrap_resamples: int

@@ -9,6 +9,11 @@ bodies, local-variable and constant choices, and literal edge cases. ``write_exe
 family, a function name and a seed into one concrete exercise; the expected value of every test
 and docstring example is computed by running the reference solution, so each exercise is correct
 by construction (chapter 2).
+
+Parameter and function names are varied with modifiers (``names.py``). A function name made with
+a *reserved* modifier asks for an in-family held-out exercise: a new instance of a family,
+written with reserved parameter names, one of the family's ``task_reserved`` wordings and
+constants from the values training instances never use (chapter 3).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import tomllib
 from phi1lib.teacher.content.execution import run_snippet
 from phi1lib.teacher.content.inputs import GENERATORS, make_value
 from phi1lib.teacher.content.library import find_topic, normalise_name
+from phi1lib.teacher.content.names import RESERVED, TRAIN, strip_modifier, variant
 
 FAMILIES_DIR = Path(__file__).with_name("families")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -39,6 +45,8 @@ RANDOM_CASES = 6
 MAX_TESTS = 6  # the code_exercise prompt asks for 3 to 6 asserts
 FUZZY_CUTOFF = 0.5
 RESERVED_NAMES = set(dir(builtins)) | set(keyword.kwlist)
+# Share of a training exercise's parameters named with a modifier (the rest keep a base name).
+VARIANT_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class Family:
     returns: str
     returns_doc: str | None
     task: tuple[str, ...]
+    task_reserved: tuple[str, ...]
     body: tuple[str, ...]
     locals: dict[str, tuple[str, ...]]
     consts: dict[str, tuple[Any, ...]]
@@ -126,6 +135,7 @@ def _parse_family(table: dict[str, Any], where: str) -> Family:
         returns=table["returns"],
         returns_doc=table.get("returns_doc"),
         task=tuple(table["task"]),
+        task_reserved=tuple(table.get("task_reserved", ())),
         body=tuple(textwrap.dedent(body).strip("\n") for body in table["body"]),
         locals=locals_,
         consts=consts,
@@ -156,6 +166,23 @@ def load_families() -> dict[str, Family]:
                 owners[name] = family.id
             families[family.id] = family
     return families
+
+
+@functools.cache
+def _owners() -> dict[str, Family]:
+    return {name: family for family in load_families().values() for name in family.names}
+
+
+def infamily_families() -> list[str]:
+    """Families that can be written as in-family held-out exercises: those with reserved
+    wordings (chapter 3)."""
+    return [f.id for f in load_families().values() if f.task_reserved]
+
+
+def name_pool(function_name: str) -> str:
+    """``reserved`` for a function name made with a reserved modifier, else ``train``."""
+    stripped = strip_modifier(function_name, frozenset(_owners()))
+    return stripped[1] if stripped and function_name not in _owners() else TRAIN
 
 
 def exercise_names() -> list[dict[str, str]]:
@@ -200,10 +227,13 @@ def resolve_family(constraints: dict[str, Any], seed: int) -> tuple[Family, str]
     is similar enough, a family of the requested topic and difficulty is drawn by the seed.
     """
     families = load_families()
-    owner = {name: family for family in families.values() for name in family.names}
+    owner = _owners()
     requested = str(constraints.get("function_name") or "").strip()
     if requested in owner:
         return owner[requested], requested
+    stripped = strip_modifier(requested, frozenset(owner))
+    if stripped:
+        return owner[stripped[0]], requested
     topic_key = normalise_name(constraints.get("topic") or "")
     difficulty = str(constraints.get("difficulty") or "").strip().lower()
     rng = random.Random(f"resolve|{requested}|{topic_key}|{difficulty}|{seed}")
@@ -224,14 +254,45 @@ def resolve_family(constraints: dict[str, Any], seed: int) -> tuple[Family, str]
     return family, requested if usable else rng.choice(family.names)
 
 
-def _choose_names(family: Family, function_name: str, rng: random.Random) -> dict[str, str]:
+def _choose_names(
+    family: Family, function_name: str, pool: str, rng: random.Random
+) -> dict[str, str]:
+    """Parameter names (varied with modifiers of ``pool``) and local names, all distinct."""
     taken = {function_name}
     chosen: dict[str, str] = {}
     for key, options in [(p.key, p.names) for p in family.params] + list(family.locals.items()):
         free = [name for name in options if name not in taken] or [f"{options[0]}_{len(taken)}"]
-        chosen[key] = rng.choice(free)
-        taken.add(chosen[key])
+        name = rng.choice(free)
+        if key in {p.key for p in family.params} and (
+            pool == RESERVED or rng.random() < VARIANT_SHARE
+        ):
+            name = next(
+                (v for v in (variant(name, pool, rng) for _ in range(20)) if v not in taken), name
+            )
+        chosen[key] = name
+        taken.add(name)
     return chosen
+
+
+def constant_options(spec: tuple[Any, ...], pool: str) -> list[Any] | None:
+    """The values a constant takes in ``pool``: of three or more options (an ``int`` range or a
+    ``choice``), every third from the second is reserved for in-family exercises; fewer options
+    are shared. ``None`` for other generators (drawn as they are)."""
+    if spec[0] == "int":
+        options: list[Any] = list(range(spec[1], spec[2] + 1))
+    elif spec[0] == "choice":
+        options = list(spec[1:])
+    else:
+        return None
+    if len(options) < 3:
+        return options
+    reserved = options[1::3]
+    return reserved if pool == RESERVED else [o for o in options if o not in reserved]
+
+
+def _constant(spec: tuple[Any, ...], pool: str, rng: random.Random) -> Any:
+    options = constant_options(spec, pool)
+    return rng.choice(options) if options is not None else make_value(list(spec), rng, {})
 
 
 def _plain_args(args: tuple[Any, ...]) -> str:
@@ -342,15 +403,19 @@ def write_exercise(constraints: dict[str, Any], seed: int) -> dict[str, Any]:
     if not isinstance(constraints, dict):
         raise ValueError(f"exercise constraints must be a dict, got {constraints!r}")
     family, function_name = resolve_family(constraints, seed)
+    pool = name_pool(function_name)
+    where = f"family {family.id!r} ({family.source})"
+    if pool == RESERVED and not family.task_reserved:
+        raise ValueError(f"{where}: {function_name!r} asks for reserved wordings; it has none")
     rng = random.Random(f"exercise|{family.id}|{function_name}|{seed}")
-    names = _choose_names(family, function_name, rng)
-    consts = {key: make_value(list(spec), rng, {}) for key, spec in family.consts.items()}
+    names = _choose_names(family, function_name, pool, rng)
+    consts = {key: _constant(spec, pool, rng) for key, spec in family.consts.items()}
     mapping = {**names, **{key: repr(value) for key, value in consts.items()}}
     mapping["fn"] = function_name
-    where = f"family {family.id!r} ({family.source})"
+    wordings = family.task_reserved if pool == RESERVED else family.task
     try:
         body = Template(rng.choice(family.body)).substitute(mapping)
-        task = Template(rng.choice(family.task)).substitute(mapping)
+        task = Template(rng.choice(wordings)).substitute(mapping)
     except (KeyError, ValueError) as error:
         raise ValueError(f"{where}: bad $placeholder: {error}") from error
     arguments = ", ".join(f"{names[p.key]}: {p.type}" for p in family.params)
