@@ -198,10 +198,6 @@ def tasks_of_user(uid: int) -> int:
     return total
 
 
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def interpreter_paths_in(home: str) -> list[str]:
     """The outermost interpreter paths inside ``home``, which the guard lets a program read.
 
@@ -210,7 +206,11 @@ def interpreter_paths_in(home: str) -> list[str]:
     home = os.path.realpath(home)
     kept: list[str] = []
     for path in rootfs.interpreter_paths():
-        if _is_within(path, home) and path != home and not any(_is_within(path, k) for k in kept):
+        if (
+            rootfs.is_within(path, home)
+            and path != home
+            and not any(rootfs.is_within(path, k) for k in kept)
+        ):
             kept.append(path if os.path.isdir(path) else os.path.dirname(path))
     return kept
 

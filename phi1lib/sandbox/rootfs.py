@@ -54,7 +54,8 @@ _RUN_PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")  # each run covers these with it
 _kept_under_run_private: list[str] = []
 
 
-def _is_within(path: str, root: str) -> bool:
+def is_within(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or lies below it (both absolute, normalised)."""
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
@@ -87,7 +88,7 @@ def paths_to_keep() -> list[str]:
     wanted += [path for path in interpreter_paths() if path not in too_wide]
     kept: list[str] = []
     for path in sorted(set(wanted), key=len):
-        if not any(_is_within(path, outer) and not os.path.islink(outer) for outer in kept):
+        if not any(is_within(path, outer) and not os.path.islink(outer) for outer in kept):
             kept.append(path)
     return sorted(kept)
 
@@ -114,7 +115,7 @@ def build_private_root() -> None:
     """
     keep = paths_to_keep()
     _kept_under_run_private[:] = [
-        path for path in keep if any(_is_within(path, top) for top in _RUN_PRIVATE)
+        path for path in keep if any(is_within(path, top) for top in _RUN_PRIVATE)
     ]
     links = {path: os.readlink(path) for path in keep if os.path.islink(path)}
     syscalls.unshare(syscalls.CLONE_NEWNS)

@@ -136,6 +136,8 @@ class Forker:
         stderr_w: int,
         report_w: int,
     ) -> dict[str, Any]:
+        """Fork one run on the relay's pipes, wait for it (or its timeout), kill and reap
+        everything it left; the raw facts of its end, for the relay to complete."""
         uid = iso.fresh_uid() if self.isolation.separate_uid else None
         workdir = None
         if not self.isolation.mount_namespace:
