@@ -110,7 +110,7 @@ def matmul_shape_ceiling(config: PhiConfig, tokens: int, seconds: float = 0.3) -
     ``tokens`` rows and weighted by its FLOPs. A model made of nothing but these products could
     run no faster than this rate, so its ratio to the large square product's rate bounds the MFU
     a model of this shape can reach on this CPU (the elementwise work, normalisation, softmax
-    and the optimizer only lower it). Chapter 4 ("How fast can a CPU train it?").
+    and the optimizer only lower it). Chapter 4 ("Choosing the tiny preset").
     """
     d, m, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
     layer = [(d, d)] * 4 + [(d, m), (m, d)]
