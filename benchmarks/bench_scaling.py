@@ -12,7 +12,8 @@ Runs train in ``runs/tiny/.bench-scaling/`` and resume from there when the scrip
 the result is written to ``benchmarks/results/scaling.json`` after every run, with the date,
 machine, command and load average, which chapter 4 draws as recorded results.
 
-    HF_HUB_OFFLINE=1 nice .venv/bin/python benchmarks/bench_scaling.py --steps 8,25,80,250,800 --seeds 0,1
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 nice .venv/bin/python benchmarks/bench_scaling.py \
+        --steps 6,20,60,200,600 --seeds 0,1 --batch 4
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def _run(profile, tokenizer, corpus: str, steps: int, seed: int, args, root: Pat
         train_data=PackedSequences(store.path(corpus) / TRAIN_FILE, seq_len),
         heldout_data=PackedSequences(store.path("tokens_codetextbook") / HELDOUT_FILE, seq_len),
         settings=settings,
-        workdir=root / f"{corpus}-{steps}-{seed}",
+        workdir=root / f"{corpus}-b{args.batch}-{steps}-{seed}",
         description=f"{corpus} {steps} steps seed {seed}",
     )
     return summary

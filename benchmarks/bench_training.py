@@ -9,6 +9,9 @@ On a CPU, in one run:
   by the PaLM convention (6·N + 12·L·d·T per token, N without the input embedding) and its
   ratio to the ceiling (target >= 60%);
 - the same preset without ``torch.compile`` (what compiling buys);
+- the ceiling argument: the rate of the preset's own matrix products at its shapes (forward
+  and backward, FLOP-weighted) against the large product's, the most MFU that shape can reach,
+  and the same for two wider members of the family;
 - a preset of about 1M non-embedding parameters with a vocabulary of at most 4k (target
   >= 5,000 tokens/s on 2 cores).
 
@@ -39,7 +42,13 @@ from phi1lib.training.presets import (
     padded_vocab_size,
     parameter_counts,
 )
-from phi1lib.training.speed import measure_training_speed
+from phi1lib.training.speed import matmul_shape_ceiling, measure_training_speed
+
+# Wider members of the family at the tiny profile's batch shape, for the ceiling argument.
+WIDER = (
+    ("d256", ModelPreset(layers=4, hidden=256, mlp=1024, heads=4, max_positions=512)),
+    ("d384", ModelPreset(layers=4, hidden=384, mlp=1536, heads=6, max_positions=512)),
+)
 
 
 def cpu_benchmark() -> None:
@@ -73,6 +82,15 @@ def cpu_benchmark() -> None:
     print(f"  compile speed-up: {compiled.tokens_per_s / eager.tokens_per_s:.2f}x")
     ratio = compiled.model_flops_per_s / peak
     print(f"\nFIGURE model FLOP/s / matmul FLOP/s (tiny, compiled): {ratio:.0%} (target >= 60%)")
+    tokens = shape["seq_len"] * shape["micro_batch"]
+    for label, preset in (("tiny", get_preset(tiny.model.preset)), *WIDER):
+        wide = build_config(preset, vocab)
+        bound = matmul_shape_ceiling(wide, tokens)["shape_rate"]
+        print(
+            f"FIGURE ceiling for the {label} shape (d={preset.hidden}, L={preset.layers}): its own "
+            f"matrix products run at {bound / 1e9:.1f} GFLOP/s = {bound / peak:.0%} of the "
+            "large-product rate, the most MFU a model of this shape can reach here"
+        )
 
     small = ModelPreset(layers=6, hidden=128, mlp=512, heads=2, max_positions=512)
     small_config = build_config(small, 2048)

@@ -110,3 +110,12 @@ def test_small_models_run_and_use_sdpa_on_cpu():
 def test_unknown_preset_is_named():
     with pytest.raises(ValueError, match="unknown model preset 'huge'"):
         build_config("huge")
+
+
+def test_the_shape_ceiling_times_every_product_of_a_step():
+    from phi1lib.training.speed import matmul_shape_ceiling
+
+    config = build_config("smoke", 512)
+    bound = matmul_shape_ceiling(config, tokens=256, seconds=0.01)["shape_rate"]
+    # a rate in FLOP/s: positive, and below what any CPU core of today multiplies (1 TFLOP/s)
+    assert 1e6 < bound < 1e12

@@ -28,7 +28,14 @@ from phi1lib.teacher import content
 from phi1lib.teacher.content.execution import SnippetTimeout, run_snippet
 from phi1lib.teacher.content.exercises import constant_options, infamily_families, load_families
 from phi1lib.teacher.content.mistakes import fails_a_test
-from phi1lib.teacher.content.names import modifiers
+from phi1lib.teacher.content.names import (
+    RESERVED,
+    TRAIN,
+    modifiers,
+    strip_modifier,
+    variant,
+    variants,
+)
 
 CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 OUTPUT_BLOCK = re.compile(r"```text\n(.*?)\n```", re.S)
@@ -207,28 +214,35 @@ def test_names_wording_and_values_vary_with_the_seed():
 
 def test_reserved_names_ask_for_unseen_names_wordings_and_constants():
     families = load_families()
-    reserved, train = set(modifiers("reserved")), set(modifiers("train"))
-    assert len(train) >= 50 and not reserved & train
+    assert len(modifiers()) >= 60
 
-    def parameter_words(exercise):
+    def parameter_pools(exercise):
         names = signature_names(exercise["signature"]) - {exercise["function_name"]}
-        return [set(name.split("_")) for name in names]
+        bases = {n for p in families[exercise["family"]].params for n in p.names}
+        return [(strip_modifier(name, bases) or (name, TRAIN))[1] for name in names]
 
     for family_id in infamily_families():
         family = families[family_id]
         base = family.names[0]
         for seed in range(4):
-            fresh = content.write_exercise(
-                {"function_name": f"{base}_{sorted(reserved)[seed]}"}, seed
-            )
-            usual = content.write_exercise({"function_name": f"{sorted(train)[seed]}_{base}"}, seed)
+            rng = random.Random(seed)
+            fresh = content.write_exercise({"function_name": variant(base, RESERVED, rng)}, seed)
+            usual = content.write_exercise({"function_name": variant(base, TRAIN, rng)}, seed)
             assert fresh["family"] == usual["family"] == family_id
             assert not run_exercise(fresh), fresh["solution"]
-            assert all(words & reserved for words in parameter_words(fresh)), fresh["signature"]
-            assert not any(words & reserved for words in parameter_words(usual))
+            assert set(parameter_pools(fresh)) == {RESERVED}, fresh["signature"]
+            assert RESERVED not in parameter_pools(usual), usual["signature"]
             task = " ".join(fresh["docstring"].split("\n\n")[0].split())
             assert any(task.startswith(t.split("$")[0].strip()) for t in family.task_reserved)
             assert not any(task.startswith(t.split("$")[0].strip()) for t in family.task)
+
+
+def test_a_fifth_of_the_name_combinations_is_reserved():
+    names = {pool: set(variants("numbers", pool)) for pool in (TRAIN, RESERVED)}
+    assert not names[TRAIN] & names[RESERVED]
+    assert len(names[TRAIN]) + len(names[RESERVED]) == 2 * len(modifiers())
+    assert 0.1 < len(names[RESERVED]) / (2 * len(modifiers())) < 0.3
+    assert strip_modifier(sorted(names[RESERVED])[0], {"numbers"}) == ("numbers", RESERVED)
 
 
 def test_constants_are_split_between_training_and_in_family_values():
@@ -239,20 +253,22 @@ def test_constants_are_split_between_training_and_in_family_values():
     mask = [
         content.write_exercise({"function_name": name}, seed)
         for seed in range(30)
-        for name in ("mask_string_fresh", "mask_all_but_last")
+        for name in (variant("mask_string", RESERVED, random.Random(0)), "mask_all_but_last")
     ]
     hidden = {e["function_name"]: set() for e in mask}
     for exercise in mask:
         visible = re.search(r"final (\d+)|last (\d+)", exercise["docstring"])
         hidden[exercise["function_name"]].add(int(next(g for g in visible.groups() if g)))
-    assert hidden["mask_string_fresh"] <= {2, 5, 8} and len(hidden["mask_string_fresh"]) > 1
+    fresh = variant("mask_string", RESERVED, random.Random(0))
+    assert hidden[fresh] <= {2, 5, 8} and len(hidden[fresh]) > 1
     assert not hidden["mask_all_but_last"] & {2, 5, 8}
 
 
 def test_a_reserved_name_for_a_family_without_reserved_wordings_is_refused():
     family = next(f for f in load_families().values() if not f.task_reserved)
     with pytest.raises(ValueError, match="reserved wordings"):
-        content.write_exercise({"function_name": f"spare_{family.names[0]}"}, 0)
+        name = variant(family.names[0], RESERVED, random.Random(0))
+        content.write_exercise({"function_name": name}, 0)
 
 
 def test_a_mistake_that_hangs_is_stopped_and_counts_as_failing():

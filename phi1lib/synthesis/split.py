@@ -63,8 +63,9 @@ def separate_infamily(
 ) -> dict[str, Any]:
     """Reject in-family exercises that are not kept apart from the training exercises.
 
-    Three checks, each rejecting what it finds: a function or parameter name that some training
-    signature uses (``name_in_train``); a near or exact copy of a training text, by the book's
+    Four checks, each rejecting what it finds: a family that no kept training exercise has
+    (``family_not_in_train``); a function or parameter name that some training signature uses
+    (``name_in_train``); a near or exact copy of a training text, by the book's
     MinHash deduplication (``duplicates_train``); a docstring sharing a 13-word run with a
     training docstring, the paper's n-gram check (``ngram_train``). The AST match rate is
     measured, not used to reject: an in-family exercise is by design a training task with new
@@ -73,6 +74,9 @@ def separate_infamily(
     §5.2 split HumanEval the same way into problems similar and not similar to the exercises).
     Returns the report's ``infamily`` checks (chapter 3).
     """
+    trained = {r["family"] for r in train}
+    orphans = {i for i, r in enumerate(infamily) if r["family"] not in trained}
+    families = reject(infamily, orphans, "family_not_in_train")
     seen = set().union(*(signature_names(r["signature"]) for r in train)) if train else set()
     clashes = {
         i
@@ -92,6 +96,7 @@ def separate_infamily(
     ngram = reject(infamily, {int(m.task_id) for m in matches}, "ngram_train")
     kept = [i for i, r in enumerate(infamily) if r["rejected"] == KEPT]
     report: dict[str, Any] = {
+        "family_not_in_train": families,
         "names_in_train": names,
         "dedup_against_train": dedup,
         "ngram_against_train": {

@@ -89,3 +89,36 @@ def measure_training_speed(
         best_step_s=min(times),
         non_embedding_params=parameter_counts(config)["non_embedding"],
     )
+
+
+def _mm_rate(m: int, k: int, n: int, seconds: float) -> float:
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
+    torch.mm(a, b)
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or count == 0:
+        torch.mm(a, b)
+        count += 1
+    return 2.0 * m * k * n * count / elapsed
+
+
+def matmul_shape_ceiling(config: PhiConfig, tokens: int, seconds: float = 0.3) -> dict[str, float]:
+    """The fp32 ``torch.mm`` rate at the shapes one training step of ``config`` multiplies.
+
+    Every matrix product of a layer (q, k, v, output, the two MLP products) and of the output
+    layer, forward and backward (gradient of the input and of the weight), each timed alone on
+    ``tokens`` rows and weighted by its FLOPs. A model made of nothing but these products could
+    run no faster than this rate, so its ratio to the large square product's rate bounds the MFU
+    a model of this shape can reach on this CPU (the elementwise work, normalisation, softmax
+    and the optimizer only lower it). Chapter 4 ("Choosing the tiny preset").
+    """
+    d, m, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
+    layer = [(d, d)] * 4 + [(d, m), (m, d)]
+    weights = [(shape, config.num_hidden_layers) for shape in layer] + [((d, vocab), 1)]
+    total_flops = total_seconds = 0.0
+    for (a, b), repeat in weights:
+        for shape in ((tokens, a, b), (tokens, b, a), (a, tokens, b)):  # forward, dX, dW
+            flops = 2.0 * shape[0] * shape[1] * shape[2] * repeat
+            total_flops += flops
+            total_seconds += flops / _mm_rate(*shape, seconds)
+    return {"shape_rate": total_flops / total_seconds}

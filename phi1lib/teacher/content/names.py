@@ -3,51 +3,71 @@
 phi-1's exercises owed their diversity mostly to constrained function names (paper §2.2). A
 small model trained on a few names per task remembers them instead of reading them from the
 prompt, and then fails on any other name (chapter 5). So every identifier of a training exercise
-is drawn from combinations of a base name (``numbers``, ``count_vowels``) and a modifier of the
-``train`` list in ``vocab.toml`` (about sixty, before or after: thousands of names), while the
-``reserved`` modifiers name only the in-family held-out exercises, which are therefore written
-with function and parameter names that no training exercise uses (chapter 3).
+is drawn from combinations of a base name (``numbers``, ``count_vowels``) with one of the
+modifiers of ``vocab.toml`` (seventy, before or after: thousands of names). A fixed share of the
+combinations, chosen by a hash of (modifier, base, position), is *reserved*: no training
+exercise uses them, and they name the in-family held-out exercises, whose function and
+parameter names are therefore identifiers that training never used, made of pieces it did
+(chapter 3).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 
 from phi1lib.teacher.content.vocab import load_vocab
 
 TRAIN, RESERVED = "train", "reserved"
 POOLS = (TRAIN, RESERVED)
+RESERVED_SHARE = 0.2
 
 
 @functools.cache
-def modifiers(pool: str) -> tuple[str, ...]:
-    """The modifiers of a pool (``train`` or ``reserved``), from ``vocab.toml``'s ``[naming]``."""
-    if pool not in POOLS:
-        raise ValueError(f"unknown naming pool {pool!r}; known: {POOLS}")
-    values = tuple(load_vocab()["naming"][pool])
-    other = set(load_vocab()["naming"][RESERVED if pool == TRAIN else TRAIN])
-    if overlap := sorted(set(values) & other):
-        raise ValueError(f"vocab.toml [naming]: {overlap} are both train and reserved modifiers")
+def modifiers() -> tuple[str, ...]:
+    """The modifiers of ``vocab.toml``'s ``[naming]``, checked to be distinct identifiers."""
+    values = tuple(load_vocab()["naming"]["modifiers"])
+    if len(set(values)) != len(values) or not all(v.isidentifier() for v in values):
+        raise ValueError("vocab.toml [naming] modifiers must be distinct identifiers")
     return values
 
 
+def pool_of(modifier: str, base: str, before: bool) -> str:
+    """``reserved`` for the share of combinations the hash reserves, else ``train``."""
+    digest = hashlib.sha256(f"{modifier}|{base}|{before}".encode()).digest()
+    return RESERVED if int.from_bytes(digest[:8], "big") / 2**64 < RESERVED_SHARE else TRAIN
+
+
+def _join(modifier: str, base: str, before: bool) -> str:
+    return f"{modifier}_{base}" if before else f"{base}_{modifier}"
+
+
+@functools.cache
+def variants(base: str, pool: str) -> tuple[str, ...]:
+    """Every variant of ``base`` in ``pool`` (modifiers before, then after)."""
+    if pool not in POOLS:
+        raise ValueError(f"unknown naming pool {pool!r}; known: {POOLS}")
+    return tuple(
+        _join(m, base, before)
+        for before in (True, False)
+        for m in modifiers()
+        if pool_of(m, base, before) == pool
+    )
+
+
 def variant(base: str, pool: str, rng: random.Random) -> str:
-    """``base`` with a modifier of ``pool`` before or after it, drawn by ``rng``."""
-    modifier = rng.choice(modifiers(pool))
-    return f"{modifier}_{base}" if rng.random() < 0.5 else f"{base}_{modifier}"
-
-
-def variants(base: str, pool: str) -> list[str]:
-    """Every variant of ``base`` in ``pool`` (modifier before, then after)."""
-    return [f"{m}_{base}" for m in modifiers(pool)] + [f"{base}_{m}" for m in modifiers(pool)]
+    """A variant of ``base`` in ``pool``, drawn by ``rng``."""
+    return rng.choice(variants(base, pool))
 
 
 def strip_modifier(name: str, bases: set[str] | frozenset[str]) -> tuple[str, str] | None:
     """``(base, pool)`` when ``name`` is a base of ``bases`` with one modifier, else ``None``."""
-    for pool in POOLS:
-        for modifier in modifiers(pool):
-            for base in (name.removeprefix(f"{modifier}_"), name.removesuffix(f"_{modifier}")):
-                if base != name and base in bases:
-                    return base, pool
+    for modifier in modifiers():
+        for base, before in (
+            (name.removeprefix(f"{modifier}_"), True),
+            (name.removesuffix(f"_{modifier}"), False),
+        ):
+            if base != name and base in bases:
+                return base, pool_of(modifier, base, before)
     return None
