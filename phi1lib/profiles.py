@@ -45,6 +45,7 @@ SECTIONS: dict[str, str] = {
     "model": "phi1lib.training.settings:ModelSettings",
     "pretrain": "phi1lib.training.settings:PretrainSettings",
     "finetune": "phi1lib.training.loop:TrainSettings",
+    "exercise_tokens": "phi1lib.training.settings:ExerciseTokenSettings",
     "ablation": "phi1lib.training.settings:AblationSettings",
     "eval": "phi1lib.evaluation.settings:EvalSettings",
     "robustness": "phi1lib.evaluation.settings:RobustnessSettings",

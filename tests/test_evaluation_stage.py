@@ -15,6 +15,7 @@ from phi1lib.evaluation.tables import (
     pass_rates_table,
     pruning_beside_paper,
     table3_beside_paper,
+    verdict_table,
 )
 from phi1lib.pipeline import STAGES, build_stage
 from phi1lib.profiles import load_profile
@@ -103,6 +104,11 @@ def test_evaluate_stage_writes_reports_summary_and_decontamination(upstream, run
     assert row["95% interval (%)"] == "0.0-65.8"
     assert artifact.counts["phi-1/humaneval/pass@1"] == 0.0
     assert "python-guard" in artifact.counts["sandbox"]["layers"]  # the manifest says how
+    verdicts = verdict_table(summary)
+    for (model, benchmark), row in verdicts.iterrows():
+        samples = sum(summary["models"][model]["benchmarks"][benchmark]["statuses"].values())
+        assert row["judged outside"] + row["judged in-process"] == samples
+    assert verdicts.xs("mbpp", level="benchmark")["judged in-process"].sum() == 0
 
     decontamination = artifact.json("decontamination.json")
     best = {row["task_id"]: row for row in decontamination["ast"]["best"]}

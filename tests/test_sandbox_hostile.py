@@ -1,8 +1,11 @@
 """Hostile programs: each must be contained, and leave the machine's files and processes as before.
 
-Every test runs against two pools: one with every layer this kernel allows (namespaces, a fresh
-user id when root) and one restricted to the layers that need no namespace, the fallback for
-machines that forbid them. Programs that walk around the Python guard on purpose (ctypes,
+Every test runs against each isolation variant this machine can produce: every layer the
+kernel allows (namespaces, a fresh user id when root, a memory cgroup), the same without the
+memory cgroup, the layers that need no namespace (the fallback for machines that forbid them),
+and those without the cgroup either. A test that needs a layer a variant lacks skips there,
+naming the layer: that skip is a finding about the variant (what it cannot promise), never
+about the all-layers pool, which must skip nothing. Programs that walk around the Python guard on purpose (ctypes,
 ``_io``, ``_socket``) test the operating-system layer; they run only where that layer exists
 (``os_layer``), since without it nothing is supposed to stop them.
 
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sandbox_forgeries import FORGE_PRELUDE, FORGERIES
 
 from phi1lib.sandbox import SandboxLimits, SandboxPool
 
@@ -36,11 +40,26 @@ def tag(name):
 """
 
 
-@pytest.fixture(scope="module", params=["all-layers", "no-namespaces"])
+VARIANTS = {
+    "all-layers": {"namespaces": True, "cgroup": True},
+    "no-cgroup": {"namespaces": True, "cgroup": False},
+    "no-namespaces": {"namespaces": False, "cgroup": True},
+    "bare": {"namespaces": False, "cgroup": False},
+}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def pool(request):
-    with SandboxPool(2, namespaces=request.param == "all-layers") as started:
+    with SandboxPool(2, **VARIANTS[request.param]) as started:
         started.start()
         yield started
+
+
+def needs(isolation, *layers: str) -> None:
+    """Skip where this variant lacks a layer the test relies on (a finding about the variant)."""
+    missing = [layer for layer in layers if layer not in isolation]
+    if missing:
+        pytest.skip(f"finding: this variant lacks {', '.join(missing)} ({', '.join(isolation)})")
 
 
 @pytest.fixture(scope="module")
@@ -428,3 +447,226 @@ def test_guard_blocks_fork_and_process_identity_changes(pool, machine):
         "assert refused == 4\n"
     )
     assert run(pool, machine, body).status == "passed"
+
+
+# --- issue 15, point 4: what an independent hostile suite found, and more ------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_other_processes_environments_are_out_of_reach(pool, machine, isolation, monkeypatch):
+    needs(isolation, "private-proc")
+    secret = "sk-" + secrets.token_hex(12)
+    monkeypatch.setenv("OPENAI_API_KEY", secret)  # this process's environment: /proc shows it
+    body = (
+        "found = []\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    try:\n"
+        "        found.append(open(f'/proc/{pid}/environ', 'rb').read().decode('latin-1'))\n"
+        "    except (OSError, ValueError):\n"
+        "        pass\n"
+        "print(len([n for n in os.listdir('/proc') if n.isdigit()]), 'processes')\n"
+        "print('\\n'.join(found))\n"
+    )
+    result = run(pool, machine, body)
+    assert result.passed, result
+    assert secret not in result.stdout_tail
+    assert result.stdout_tail.startswith("1 processes")  # only the run itself
+
+
+def test_writes_land_nowhere_outside_the_run(pool, machine, isolation):
+    needs(isolation, "private-filesystem")
+    targets = [
+        f"/tmp/escape-{machine.tag}",
+        f"/var/tmp/escape-{machine.tag}",
+        f"/dev/shm/escape-{machine.tag}",
+        str(Path.home() / f"escape-{machine.tag}"),
+        str(REPO / f"escape-{machine.tag}"),
+    ]
+    body = (
+        f"for path in {targets!r}:\n"
+        "    fd = libc.open(path.encode(), 0o101, 0o644)  # O_WRONLY | O_CREAT, past the guard\n"
+        "    print(path, fd >= 0)\n"
+    )
+    result = run(pool, machine, body)
+    assert result.passed, result
+    for path in targets:
+        assert not Path(path).exists(), (path, result.stdout_tail)
+
+
+def test_no_capabilities_and_no_new_privileges(pool, machine, isolation):
+    body = (
+        "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines()"
+        " if ':\\t' in l)\n"
+        "print(status['CapEff'].strip(), status['CapBnd'].strip(), status['NoNewPrivs'].strip())\n"
+    )
+    result = run(pool, machine, body)
+    effective, bounding, no_new_privs = result.stdout_tail.split()
+    assert int(effective, 16) == 0, result.stdout_tail  # in every variant, root or not
+    needs(isolation, "no-new-privileges")
+    assert no_new_privs == "1"
+    if os.geteuid() == 0:
+        assert int(bounding, 16) == 0  # no setuid binary can give any back
+
+
+def test_joining_another_network_namespace_is_refused(pool, machine, isolation, listener):
+    needs(isolation, "network-namespace")
+    port = listener.getsockname()[1]
+    body = (
+        "import _socket\njoined = []\n"
+        "for pid in ['1', 'self', str(os.getppid())]:\n"
+        "    try:\n"
+        "        fd = os.open(f'/proc/{pid}/ns/net', os.O_RDONLY)\n"
+        "        joined.append(libc.setns(fd, 0x40000000) == 0)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('joined' if any(joined) else 'refused')\n"
+        "s = _socket.socket()\ns.settimeout(1)\n"
+        f"print(s.connect_ex(('127.0.0.1', {port})))\n"
+    )
+    result = run(pool, machine, body)
+    assert result.stdout_tail.split()[0] == "refused", result
+    assert not _received_connection(listener)
+
+
+def test_no_host_socket_is_reachable(pool, machine, isolation, tmp_path):
+    needs(isolation, "private-filesystem")
+    folder = Path("/run") if os.access("/run", os.W_OK) else tmp_path
+    path = folder / f"phi1-{machine.tag}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    server.setblocking(False)
+    try:
+        body = (
+            "import _socket\ns = _socket.socket(_socket.AF_UNIX)\n"
+            f"print(s.connect_ex({str(path)!r}))\n"
+        )
+        result = run(pool, machine, body)
+        assert result.stdout_tail.strip() != "0", result
+        with pytest.raises(BlockingIOError):
+            server.accept()
+    finally:
+        server.close()
+        path.unlink()
+
+
+def test_memory_of_all_processes_and_shared_memory_is_capped(pool, machine, isolation):
+    needs(isolation, "memory-cgroup")
+    # Six children of 100 MB each (each under RLIMIT_AS), a memfd of 600 MB and SysV shared
+    # memory: together far over the run's 256 MB; only a cap on the whole run stops them.
+    body = (
+        "r, w = os.pipe()\n"
+        "for _ in range(6):\n"
+        "    if libc.fork() == 0:\n"
+        "        hoard = bytearray(100 * 2**20)\n"
+        "        os.write(w, b'x')\n"
+        "        time.sleep(5)\n"
+        "        os._exit(0)\n"
+        "memfd = os.memfd_create('hoard')\nwritten = 0\n"
+        "try:\n"
+        "    for _ in range(600):\n"
+        "        written += os.write(memfd, bytes(2**20))\n"
+        "except OSError:\n"
+        "    pass\n"
+        "time.sleep(1)\nos.set_blocking(r, False)\n"
+        "try:\n    alive = len(os.read(r, 64))\nexcept BlockingIOError:\n    alive = 0\n"
+        "print(alive, written // 2**20, flush=True)\n"
+    )
+    limits = dataclasses.replace(QUICK, timeout_s=15.0)
+    result = run(pool, machine, body, limits)
+    if result.passed:  # the children the cgroup killed never reported
+        alive, written_mb = map(int, result.stdout_tail.split())
+        assert alive * 100 + written_mb < 600, result.stdout_tail
+    else:
+        assert result.status == "crashed" and "memory" in result.message, result
+
+
+def test_scratch_space_caps_inodes(pool, machine, isolation):
+    needs(isolation, "private-filesystem")
+    body = (
+        "made = 0\n"
+        "try:\n"
+        "    for i in range(300_000):\n"
+        "        libc.mknod(f'f{i}'.encode(), 0o100644, 0) == 0 or 1 / 0\n"
+        "        made += 1\n"
+        "except ZeroDivisionError:\n"
+        "    pass\n"
+        "print(made, ctypes.get_errno())\n"
+    )
+    result = run(pool, machine, body, dataclasses.replace(QUICK, max_files=500))
+    made, errno = map(int, result.stdout_tail.split())
+    assert made <= 500 + 8 and errno == 28, result  # ENOSPC: out of inodes (8: the sandbox's own)
+
+
+def test_nothing_of_one_run_is_visible_to_the_next(pool, machine, isolation):
+    needs(isolation, "private-filesystem", "ipc-namespace")
+    secret = "PREVIOUS-RUN-SECRET-" + secrets.token_hex(8)
+    leave = (
+        f"SECRET = {secret!r}\n"
+        "for path in ('/tmp/left', '/var/tmp/left', '/dev/shm/left', 'left'):\n"
+        "    fd = libc.open(path.encode(), 0o101, 0o644)\n"
+        "    fd >= 0 and os.write(fd, SECRET.encode())\n"
+        "libc.shmat.restype = ctypes.c_void_p\n"
+        "key = libc.shmget(0x5EC2E7, 4096, 0o1666)\n"
+        "ctypes.memmove(libc.shmat(key, None, 0), SECRET.encode(), len(SECRET))\n"
+    )
+    assert run(pool, machine, leave).passed
+    needle = secret[:20]  # joined at run time below, so the reader's constants lack it
+    look = (
+        "import gc, glob\nfound = []\n"
+        f"needle = ''.join([{needle[:10]!r}, {needle[10:]!r}])\n"
+        "for path in glob.glob('/tmp/**', recursive=True) + glob.glob('/var/tmp/*') +\\\n"
+        "        glob.glob('/dev/shm/*') + glob.glob('*'):\n"
+        "    try:\n        found.append(open(path, errors='replace').read())\n"
+        "    except OSError:\n        pass\n"
+        "libc.shmat.restype = ctypes.c_void_p\n"
+        "key = libc.shmget(0x5EC2E7, 4096, 0o666)\n"
+        "if key >= 0:\n"
+        "    found.append(ctypes.string_at(libc.shmat(key, None, 0), 64).decode('latin-1'))\n"
+        "found += [o for o in gc.get_objects() if isinstance(o, str)]\n"
+        "print('FOUND' if any(needle in text for text in found) else 'clean')\n"
+    )
+    for _ in range(3):  # whichever zygote serves the next runs
+        result = run(pool, machine, look)
+        assert result.stdout_tail.strip() == "clean", result
+
+
+def test_a_killed_zygote_is_replaced(pool, machine, isolation):
+    # Where the run may signal its parent (no PID namespace, no fresh uid), the forker dies;
+    # elsewhere the signal is refused. Either way the pool serves the next program.
+    body = "tag(TAG)\nlibc.kill(os.getppid(), 9)\ntime.sleep(0.2)\n"
+    result = pool.run(TAG_PRELUDE + f"TAG = {machine.tag!r}\n" + body, QUICK)
+    assert result.status in ("passed", "crashed"), result
+    for _ in range(3):
+        assert pool.run("assert 6 * 7 == 42").passed
+    assert machine.tagged_processes() == []
+
+
+# --- forged verdicts, in every variant ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graded_problems():
+    from phi1lib.evaluation.humaneval import load_humaneval
+    from phi1lib.evaluation.mbpp import load_mbpp
+
+    return [load_humaneval()[0], load_mbpp("test")[0]]
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_wrong_completion_cannot_forge_a_pass(pool, graded_problems, forgery):
+    from phi1lib.evaluation.grading import graded_program
+
+    for problem in graded_problems:
+        if problem.benchmark == "humaneval":
+            wrong = f"    return None\n{FORGE_PRELUDE}{FORGERIES[forgery]}"
+        else:  # MBPP: the model writes the whole (wrong) function
+            wrong = f"\ndef {problem.entry_point}(*args):\n    return None\n"
+            wrong += FORGE_PRELUDE + FORGERIES[forgery]
+        source, tests = graded_program(problem, wrong)
+        assert tests is not None  # both problems' tests are split
+        result = pool.run(source, QUICK, tests=tests, as_main=False)
+        assert not result.passed, (problem.task_id, forgery, result)
+        assert result.verdict == "parent"
+        assert "LEAK" not in result.stdout_tail

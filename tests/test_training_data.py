@@ -16,6 +16,7 @@ from phi1lib.training.packing import (
     PackedSequences,
     heldout_document,
     one_per_sequence_cost,
+    write_exercise_file,
     write_token_file,
 )
 from phi1lib.training.tokenizer import EOS_TOKEN, bytes_per_token, train_bpe_tokenizer
@@ -41,8 +42,8 @@ def test_bpe_tokenizer_round_trips_and_knows_end_of_text(tokenizer, tmp_path):
     again = AutoTokenizer.from_pretrained(tmp_path / "tok")
     assert again(DOCUMENTS[0])["input_ids"] == tokenizer(DOCUMENTS[0])["input_ids"]
     assert again.eos_token_id == tokenizer.eos_token_id
-    # merges learnt from code compress it: several bytes per token
-    assert bytes_per_token(tokenizer, DOCUMENTS[:10]) > 2.0
+    # merges learnt from code compress it, though every run of spaces is a token of its own
+    assert bytes_per_token(tokenizer, DOCUMENTS[:10]) > 1.7
 
 
 def test_a_prompt_ending_in_a_newline_ends_on_a_token_boundary(tokenizer):
@@ -51,6 +52,58 @@ def test_a_prompt_ending_in_a_newline_ends_on_a_token_boundary(tokenizer):
     body = "    return x + 7\n"
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     assert encode(prompt + body) == encode(prompt) + encode(body)
+
+
+def test_a_name_has_the_same_tokens_after_a_bracket_and_after_a_space(tokenizer):
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    for name in ("add_7", "spare_values", "xq_zz"):  # known, partly known, unknown pieces
+        assert encode(f"f({name}") == encode("f(") + encode(name)
+        assert encode(f"return {name}") == encode("return ") + encode(name)
+
+
+EXERCISES = [
+    (
+        f'def add_{i}(x):\n    """Return x plus {i}."""\n',
+        f'def add_{i}(x):\n    """Return x plus {i}."""\n    return x + {i}\n',
+    )
+    for i in range(12)
+]
+
+
+def test_exercises_are_packed_whole_with_the_loss_on_their_solutions(tokenizer, tmp_path):
+    path = tmp_path / "ex.bin"
+    info = write_exercise_file(EXERCISES, tokenizer, path, seq_len=48, loss_on="solution")
+    data = PackedSequences(path, 48)
+    assert info.aligned_to == 48 and info.tokens == len(data) * 48 and info.truncated == 0
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    lengths = [len(encode(text)) + 1 for _, text in EXERCISES]
+    solutions = [n - len(encode(prompt)) for n, (prompt, _) in zip(lengths, EXERCISES, strict=True)]
+    ids, labels = data.batch(range(len(data)))
+    rows = [row[row != tokenizer.eos_token_id].tolist() for row in ids]
+    # every exercise lies inside one row, in order: rows hold whole exercises and padding
+    assert "".join(tokenizer.decode(r) for r in rows) == "".join(text for _, text in EXERCISES)
+    assert sum(row.count(tokenizer.eos_token_id) for row in ids.tolist()) >= len(EXERCISES)
+    targets = labels[labels != IGNORE_INDEX]
+    assert len(targets) == sum(solutions)  # solution tokens and each end-of-text, no prompt
+    assert data.targets_in(range(len(data))) == sum(solutions)  # none starts a row
+    assert data.padding_in(range(len(data))) == info.tokens - sum(lengths)
+    decoded = tokenizer.decode(labels[0][labels[0] != IGNORE_INDEX])
+    assert decoded.startswith("    return x + 0\n") and "Return x plus" not in decoded
+
+
+def test_whole_packing_cuts_an_overlong_exercise_and_can_predict_everything(tokenizer, tmp_path):
+    long = (EXERCISES[0][0], EXERCISES[0][0] + "    y = 1\n" * 40 + "    return x\n")
+    info = write_exercise_file(
+        [long, *EXERCISES[:3]], tokenizer, tmp_path / "ex.bin", seq_len=48, loss_on="all"
+    )
+    data = PackedSequences(tmp_path / "ex.bin", 48)
+    assert info.truncated == 1
+    _, labels = data.batch([1])
+    assert (labels[0][:10] != IGNORE_INDEX).all()  # prompts are predicted too
+    with pytest.raises(ValueError, match="rows of 48"):
+        PackedSequences(tmp_path / "ex.bin", 64)
+    with pytest.raises(ValueError, match="loss_on"):
+        write_exercise_file(EXERCISES, tokenizer, tmp_path / "x.bin", seq_len=48, loss_on="body")
 
 
 def test_too_small_vocabulary_is_refused():

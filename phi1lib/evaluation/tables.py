@@ -99,6 +99,25 @@ def status_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["model", "benchmark"])
 
 
+def verdict_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Who decided each sample's verdict, per model and benchmark: the parent, comparing the
+    values a split test's calls sent back, or the program's own in-process check (chapter 6)."""
+    rows = []
+    for model, entry in summary["models"].items():
+        for benchmark, result in entry["benchmarks"].items():
+            verdicts = result.get("verdicts", {})
+            rows.append(
+                {
+                    "model": model,
+                    "benchmark": benchmark,
+                    "judged outside": verdicts.get("parent", 0),
+                    "judged in-process": verdicts.get("in-process", 0),
+                    "problems judged in-process": result.get("in_process_problems", 0),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["model", "benchmark"])
+
+
 def canonical_table(reports: Sequence[Any]) -> pd.DataFrame:
     """The reference solutions' own pass rate per benchmark (``evaluate_canonical`` reports)."""
     rows = []

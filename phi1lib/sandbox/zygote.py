@@ -59,6 +59,18 @@ def _children() -> list[int]:
         return [int(word) for word in handle.read().split()]
 
 
+def _reap_everything() -> None:
+    """Kill every child and orphan this subreaper holds, and wait for them all."""
+    while True:
+        for pid in _children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def end_run(pid: int) -> tuple[int, Any]:
     """Reap the ended program ``pid`` and kill and reap everything it left; return its wait
     status and resource usage.
@@ -371,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             os._exit(0)
     forker_end.close()
+    # Should the forker die mid-run, its runs become the relay's to kill and reap.
+    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     relay = Relay(isolation, relay_end)
     write_frame(responses, {"ready": True, "isolation": isolation.to_dict()})
     try:
@@ -391,8 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_frame(responses, response)
     finally:
         relay_end.close()
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(forker, 0)
+        _reap_everything()
         if memory is not None:
             memory.remove()
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from phi1lib.profiles import Profile
 from phi1lib.sandbox import SandboxLimits
+from phi1lib.sandbox.split import Unsplittable, split_asserts
 from phi1lib.synthesis.constraints import (
     exercise_constraints,
     infamily_constraints,
@@ -182,6 +183,20 @@ def check_program(text: str, tests: Sequence[str]) -> str:
     return text.rstrip("\n") + "\n\n\n" + "\n".join(tests) + "\n"
 
 
+def checked_program(text: str, tests: Sequence[str], entry_point: str) -> tuple[str, Any]:
+    """The program the sandbox runs for an exercise, and its split test (None: in-process).
+
+    Tests of the form ``assert f(args) == expected`` are split (``phi1lib.sandbox.split``): only
+    their calls run in the sandbox, the comparisons happen here, so a generated solution cannot
+    forge its own verdict. Others run in-process, inside :func:`check_program`.
+    """
+    try:
+        split = split_asserts("\n".join(tests), entry_point)
+    except Unsplittable:
+        return check_program(text, tests), None
+    return text.rstrip("\n") + "\n\n\n" + split.setup, split
+
+
 def _tests_call(tests: Sequence[str], function_name: str) -> bool:
     return any(
         isinstance(node, ast.Name) and node.id == function_name
@@ -266,8 +281,13 @@ def generate_exercises(
         )
         records.append(record)
     runnable = [index for index, record in enumerate(records) if record["rejected"] == KEPT]
+    programs = [
+        checked_program(records[i]["text"], records[i]["tests"], records[i]["entry_point"])
+        for i in runnable
+    ]
     verdicts = verify_programs(
-        [check_program(records[i]["text"], records[i]["tests"]) for i in runnable],
+        [source for source, _ in programs],
+        tests=[split for _, split in programs],
         limits=SandboxLimits(timeout_s=settings.timeout_s),
         workers=settings.workers,
         cache_dir=cache_dir / "sandbox",

@@ -31,6 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from phi1lib.sandbox import SandboxLimits, SandboxResult, run_programs
+from phi1lib.sandbox.split import TestSplit
 from phi1lib.teacher.cache import ResponseCache
 
 FAILURE_KINDS = ("assertion", "exception", "syntax_error", "exit", "timeout", "crashed")
@@ -82,9 +83,13 @@ def verdict_of(result: SandboxResult) -> Verdict:
     )
 
 
-def program_key(source: str, limits: SandboxLimits) -> str:
-    """The cache key of a program run under some limits."""
-    payload = json.dumps({"source": source, "limits": limits.to_dict()}, sort_keys=True)
+def program_key(source: str, limits: SandboxLimits, tests: TestSplit | None = None) -> str:
+    """The cache key of a program run under some limits (and split test, whose checks count)."""
+    record: dict[str, Any] = {"source": source, "limits": limits.to_dict()}
+    if tests is not None:
+        record["checks"] = [repr(check) for check in tests.checks]
+        record["bindings"] = tests.bindings
+    payload = json.dumps(record, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -97,15 +102,19 @@ def verify_programs(
     chunk_size: int = 512,
     progress: bool = True,
     desc: str = "verify",
+    tests: Sequence[TestSplit | None] | None = None,
 ) -> list[Verdict]:
     """Run every program in the sandbox (at most ``workers`` at a time); verdicts in input order.
 
     With ``cache_dir``, verdicts already recorded there are reused and new ones are appended
     after each chunk of ``chunk_size`` programs, so a killed run loses at most one chunk.
-    Identical programs run once. Introduced in chapter 3.
+    Identical programs run once. ``tests[i]`` is program ``i``'s split test (judged outside the
+    sandbox, ``phi1lib.sandbox.split``) or None. Introduced in chapter 3.
     """
     cache = ResponseCache(cache_dir) if cache_dir is not None else None
-    keys = [program_key(source, limits) for source in sources]
+    splits = list(tests) if tests is not None else [None] * len(sources)
+    keys = [program_key(s, limits, t) for s, t in zip(sources, splits, strict=True)]
+    split_of = dict(zip(keys, splits, strict=True))
     known: dict[str, Verdict] = {}
     if cache is not None:
         for key in set(keys):
@@ -122,7 +131,12 @@ def verify_programs(
         bar.update(len(sources) - sum(multiplicity[key] for key in todo))
         for start in range(0, len(pending), chunk_size):
             chunk = pending[start : start + chunk_size]
-            results = run_programs([source for _, source in chunk], limits=limits, workers=workers)
+            results = run_programs(
+                [source for _, source in chunk],
+                limits=limits,
+                workers=workers,
+                tests=[split_of[key] for key, _ in chunk],
+            )
             verdicts = {
                 key: verdict_of(result) for (key, _), result in zip(chunk, results, strict=True)
             }

@@ -9,6 +9,12 @@ the sequences it needs and a corpus larger than memory costs nothing. Only the v
 of a file can be short; it is padded, and its padding is excluded from the loss and counted, so a
 run reports the fraction of processed tokens that were padding. Introduced in chapter 4
 ("Packing").
+
+Exercises are packed differently for fine-tuning (:func:`write_exercise_file`): each one whole
+inside a sequence (a row holds as many as fit, then padding), with a *role* per token beside
+the ids, so that the loss can be taken on the solutions only. A stream cut every ``T`` tokens
+would start many rows in the middle of a solution whose signature, with the names the solution
+must use, sits in the row before (chapter 5).
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100  # label value that the loss skips (PyTorch's and transformers' convention)
 INFO_SUFFIX = ".json"
+ROLES_SUFFIX = ".roles"
+# The role of each token of an aligned file: read only, predicted, or padding.
+CONTEXT, TARGET, PAD = 0, 1, 2
+LOSS_ON = ("solution", "all")
 
 
 def heldout_document(text: str, fraction: float) -> bool:
@@ -54,6 +64,10 @@ class TokenFileInfo:
     eos_token_id: int
     pad_token_id: int
     text_bytes: int
+    # 0: one stream cut every seq_len tokens; else whole documents inside rows of this length,
+    # with a roles file beside the ids (write_exercise_file).
+    aligned_to: int = 0
+    truncated: int = 0
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__, indent=2))
@@ -108,10 +122,95 @@ def write_token_file(
     return info
 
 
-def _batched(texts: Iterable[str], size: int) -> Iterable[list[str]]:
-    batch: list[str] = []
+def _prompt_length(prompt_ids: list[int], ids: list[int]) -> int:
+    """Tokens of ``ids`` that belong to the prompt: its tokens, as far as ``ids`` repeats them."""
+    length = 0
+    for a, b in zip(prompt_ids, ids, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+def write_exercise_file(
+    examples: Iterable[tuple[str, str]],
+    tokenizer: PreTrainedTokenizerBase,
+    path: Path,
+    *,
+    seq_len: int,
+    loss_on: str,
+    total: int | None = None,
+    description: str = "tokenizing",
+) -> TokenFileInfo:
+    """Pack ``(prompt, text)`` pairs whole into rows of ``seq_len`` tokens, with token roles.
+
+    Each text (then ``<|endoftext|>``) goes into the current row if it fits, else into a new one,
+    the rest of the row being padding; a text longer than a row is cut (and counted). Roles are
+    written to ``path.roles``: ``TARGET`` for the solution and the end-of-text token (for every
+    token with ``loss_on="all"``), ``CONTEXT`` for the prompt, ``PAD`` for padding. Chapter 5.
+    """
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no end-of-text token to separate documents")
+    dtype = token_dtype(len(tokenizer))
+    tokens = documents = text_bytes = truncated = 0
+    row_ids: list[int] = []
+    row_roles: list[int] = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def flush(ids_file, roles_file) -> int:
+        padding = seq_len - len(row_ids)
+        ids_file.write(np.asarray(row_ids + [eos] * padding, dtype=dtype).tobytes())
+        roles_file.write(np.asarray(row_roles + [PAD] * padding, dtype=np.uint8).tobytes())
+        row_ids.clear()
+        row_roles.clear()
+        return seq_len
+
+    roles_path = path.with_suffix(path.suffix + ROLES_SUFFIX)
+    with (
+        path.open("wb") as ids_file,
+        roles_path.open("wb") as roles_file,
+        tqdm(total=total, desc=description, unit="doc") as bar,
+    ):
+        for batch in _batched(examples, 256, pairs=True):
+            prompts = tokenizer([p for p, _ in batch], add_special_tokens=False)["input_ids"]
+            texts = tokenizer([t for _, t in batch], add_special_tokens=False)["input_ids"]
+            for (_, text), prompt_ids, ids in zip(batch, prompts, texts, strict=True):
+                ids = [*ids, eos]
+                context = _prompt_length(prompt_ids, ids) if loss_on == "solution" else 0
+                roles = [CONTEXT] * context + [TARGET] * (len(ids) - context)
+                if len(ids) > seq_len:
+                    ids, roles, truncated = ids[:seq_len], roles[:seq_len], truncated + 1
+                if len(row_ids) + len(ids) > seq_len:
+                    tokens += flush(ids_file, roles_file)
+                row_ids.extend(ids)
+                row_roles.extend(roles)
+                text_bytes += len(text.encode("utf-8"))
+            documents += len(batch)
+            bar.update(len(batch))
+        if row_ids:
+            tokens += flush(ids_file, roles_file)
+    info = TokenFileInfo(
+        tokens=tokens,
+        documents=documents,
+        dtype=dtype.name,
+        eos_token_id=int(eos),
+        pad_token_id=int(eos),
+        text_bytes=text_bytes,
+        aligned_to=seq_len,
+        truncated=truncated,
+    )
+    info.save(path.with_suffix(path.suffix + INFO_SUFFIX))
+    return info
+
+
+def _batched(texts: Iterable, size: int, pairs: bool = False) -> Iterable[list]:
+    batch: list = []
     for text in texts:
-        if not isinstance(text, str):
+        items = text if pairs else (text,)
+        if not all(isinstance(item, str) for item in items):
             raise TypeError(f"document {text!r} is not a string")
         batch.append(text)
         if len(batch) == size:
@@ -145,6 +244,22 @@ class PackedSequences:
             )
         if self.info.tokens == 0:
             raise ValueError(f"{self.path}: the token file is empty")
+        self.roles = None
+        if self.info.aligned_to:
+            if seq_len != self.info.aligned_to:
+                raise ValueError(
+                    f"{self.path}: holds whole documents in rows of {self.info.aligned_to} "
+                    f"tokens; it cannot be read as sequences of {seq_len}"
+                )
+            roles_path = self.path.with_suffix(self.path.suffix + ROLES_SUFFIX)
+            self.roles = np.memmap(roles_path, dtype=np.uint8, mode="r")
+            if len(self.roles) != len(self.tokens):
+                raise ValueError(
+                    f"{roles_path}: {len(self.roles)} roles for {len(self.tokens)} tokens"
+                )
+            rows = np.asarray(self.roles).reshape(-1, seq_len)
+            self._targets = (rows[:, 1:] == TARGET).sum(axis=1)
+            self._padding = (rows == PAD).sum(axis=1)
 
     def __len__(self) -> int:
         return -(-self.info.tokens // self.seq_len)
@@ -154,10 +269,15 @@ class PackedSequences:
         return min(self.seq_len, self.info.tokens - index * self.seq_len)
 
     def targets_in(self, indices: Sequence[int]) -> int:
-        """Tokens the loss predicts in these sequences: all but the first of each, padding excluded."""
+        """Tokens the loss predicts in these sequences: all but the first of each, padding
+        excluded (in an aligned file: the ``TARGET`` tokens after the first position)."""
+        if self.roles is not None:
+            return int(sum(self._targets[int(i)] for i in indices))
         return int(sum(self.length_of(int(i)) - 1 for i in indices))
 
     def padding_in(self, indices: Sequence[int]) -> int:
+        if self.roles is not None:
+            return int(sum(self._padding[int(i)] for i in indices))
         return int(sum(self.seq_len - self.length_of(int(i)) for i in indices))
 
     def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,6 +291,8 @@ class PackedSequences:
             chunk = self.tokens[start : start + self.seq_len]
             rows[row, : len(chunk)] = chunk
             labels[row, : len(chunk)] = chunk
+            if self.roles is not None:
+                labels[row, self.roles[start : start + self.seq_len] != TARGET] = IGNORE_INDEX
         return torch.from_numpy(rows), torch.from_numpy(labels)
 
 

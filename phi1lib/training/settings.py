@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phi1lib.training.loop import TrainSettings
+from phi1lib.training.packing import LOSS_ON
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,25 @@ class PretrainSettings(TrainSettings):
     corpora also respect."""
 
     heldout_fraction: float
+
+
+@dataclass(frozen=True)
+class ExerciseTokenSettings:
+    """How CodeExercises are packed for fine-tuning (``[exercise_tokens]``, chapter 5):
+    ``packing`` ``whole`` (every exercise inside one row, padded) or ``stream`` (cut every
+    ``seq_len`` tokens, as pretraining); ``loss_on`` ``solution`` (the prompt is read, not
+    predicted) or ``all`` (only with ``whole``: a stream has no roles)."""
+
+    packing: str
+    loss_on: str
+
+    def __post_init__(self) -> None:
+        if self.packing not in ("whole", "stream"):
+            raise ValueError(f"packing must be 'whole' or 'stream', got {self.packing!r}")
+        if self.loss_on not in LOSS_ON:
+            raise ValueError(f"loss_on must be one of {LOSS_ON}, got {self.loss_on!r}")
+        if self.packing == "stream" and self.loss_on != "all":
+            raise ValueError("a stream has no token roles: packing 'stream' needs loss_on 'all'")
 
 
 @dataclass(frozen=True)

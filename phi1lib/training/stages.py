@@ -4,7 +4,8 @@
 ``tokens_codetextbook``  CodeTextbook = ``filtered_code`` + ``textbooks``, packed, with a held-out slice
 ``tokens_filtered_code`` the filtered code alone, packed (ablation (b))
 ``tokens_raw_code``      the unfiltered corpus, packed (ablation (a))
-``tokens_exercises``     CodeExercises, packed: the ``exercises`` stage's training and held-out sets
+``tokens_exercises``     CodeExercises: the training set whole exercises per row with token roles
+                         (``[exercise_tokens]``), the held-out set as a stream
 ``pretrain``             phi-1-base: the profile's model pretrained on CodeTextbook
 ``pretrain_filtered``    the same model and token budget on the filtered code only
 ``pretrain_unfiltered``  the same model and token budget on the unfiltered code
@@ -31,7 +32,12 @@ from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact
 from phi1lib.training.loop import train
-from phi1lib.training.packing import PackedSequences, heldout_document, write_token_file
+from phi1lib.training.packing import (
+    PackedSequences,
+    heldout_document,
+    write_exercise_file,
+    write_token_file,
+)
 from phi1lib.training.presets import build_config, get_preset, padded_vocab_size
 from phi1lib.training.tokenizer import (
     TRAINED_SOURCE,
@@ -112,7 +118,7 @@ TOKENIZER = Stage(
     build=_build_tokenizer,
     config=_tokenizer_config,
     needs=CODETEXTBOOK_PARTS,
-    version=2,  # 2: newlines are tokens of their own
+    version=3,  # 2: newlines are tokens of their own; 3: so are runs of spaces
     description="the tokenizer: the paper's (online) or a byte-level BPE trained on CodeTextbook",
 )
 
@@ -186,11 +192,46 @@ TOKENS_RAW_CODE = _corpus_stage(
 )
 
 
+def _exercise_pairs(artifact: Artifact) -> Iterator[tuple[str, str]]:
+    """``(prompt, text)`` of every training exercise, a bad record named (chapter 5)."""
+    data = artifact.dataset("data")
+    for row, record in enumerate(data.select_columns(["prompt", "text"])):
+        prompt, text = record["prompt"], record["text"]
+        if not isinstance(prompt, str) or not isinstance(text, str) or not text.startswith(prompt):
+            raise CorpusRecordError(
+                f"stage {artifact.stage!r} dataset 'data' record {row}: its text does not start "
+                "with its prompt, so the solution cannot be told apart"
+            )
+        yield prompt, text
+
+
 def _build_exercise_tokens(ctx: StageContext) -> dict[str, Any]:
     exercises = ctx.inputs["exercises"]
-    train_counts = _pack(
-        ctx, texts(exercises, "data"), _count(exercises, "data"), TRAIN_FILE, "exercises (train)"
-    )
+    settings = ctx.profile.exercise_tokens
+    if settings.packing == "whole":
+        info = write_exercise_file(
+            _exercise_pairs(exercises),
+            tokenizer_of(ctx.inputs["tokenizer"]),
+            ctx.out / TRAIN_FILE,
+            seq_len=ctx.profile.finetune.seq_len,
+            loss_on=settings.loss_on,
+            total=_count(exercises, "data"),
+            description="exercises (train, whole)",
+        )
+        train_counts = {
+            "tokens": info.tokens,
+            "documents": info.documents,
+            "text_bytes": info.text_bytes,
+            "truncated": info.truncated,
+        }
+    else:
+        train_counts = _pack(
+            ctx,
+            texts(exercises, "data"),
+            _count(exercises, "data"),
+            TRAIN_FILE,
+            "exercises (train)",
+        )
     heldout_counts = _pack(
         ctx,
         texts(exercises, "heldout"),
@@ -207,7 +248,10 @@ def _build_exercise_tokens(ctx: StageContext) -> dict[str, Any]:
 TOKENS_EXERCISES = Stage(
     name="tokens_exercises",
     build=_build_exercise_tokens,
-    config=lambda profile: {},
+    config=lambda profile: {
+        "exercise_tokens": profile.section("exercise_tokens"),
+        "seq_len": profile.finetune.seq_len,
+    },
     needs=("tokenizer", "exercises"),
     description="CodeExercises (training and held-out sets) tokenized and packed",
 )
