@@ -178,3 +178,11 @@ def test_the_chapter_tables_show_every_figure_with_its_interval():
         "every arm at 0.0, so no ordering; the widest arm's interval reaches 9.6"
     )
     assert len(plot_ablation(results).axes) == 4
+
+
+def test_one_seed_leaves_only_the_problems_to_resample():
+    rng = np.random.default_rng(5)
+    grids = {"a": _passes(0.2, 1, 100, rng), "b": _passes(0.5, 1, 100, rng)}
+    result = compare_arms(grids, higher_is_better=True, binary=True, resamples=500)
+    assert result["seeds"] == 1 and result["ordering"] == ["b", "a"]
+    assert result["seeds_agreeing"] == 1 and result["pairs"][0]["interval"][0] > 0

@@ -175,3 +175,26 @@ def test_the_chapter_table_shows_every_rate_and_change_with_its_interval():
     }
     shown = prompt_pair(record, "typos")
     assert "&lt;x&gt;" in shown and "passes" in shown and "fails" in shown
+
+
+def test_an_interrupted_build_resumes_with_the_next_condition(upstream, runs_root, monkeypatch):
+    from phi1lib.evaluation import harness
+
+    profile = load_profile("smoke", {"robustness.problems": 3}, use_env=False)
+    store = RunStore("smoke", root=runs_root)
+    real, calls = harness.evaluate_model, []
+
+    def stopping_at_grammar(model, benchmark, **kwargs):
+        if benchmark == "grammar" and not calls.count("resumed"):
+            raise RuntimeError("killed")
+        calls.append(benchmark)
+        return real(model, benchmark, **kwargs)
+
+    monkeypatch.setattr(harness, "evaluate_model", stopping_at_grammar)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_stage(ROBUSTNESS, profile, upstream, store)
+    assert calls == ["clean", "typos"]
+    calls.append("resumed")
+    artifact = build_stage(ROBUSTNESS, profile, upstream, store)
+    assert calls == ["clean", "typos", "resumed", "grammar", "reworded"]
+    assert set(read_robustness(artifact)["rates"]) == {"clean", *KINDS}
