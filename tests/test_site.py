@@ -213,7 +213,16 @@ def _ink_fraction(png: Path) -> float:
 
 def test_home_page_and_first_chapter_in_chromium(served, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.get(f"{served}/index.html")
+    # index.html redirects to the preface: wait until that page, not the redirect, has loaded.
+    WebDriverWait(browser, 60).until(
+        lambda driver: (
+            driver.current_url.endswith("/book/intro.html")
+            and driver.execute_script("return document.readyState") == "complete"
+        )
+    )
     assert BOOK_TITLE in browser.title
     home_images = _images_loaded(browser)
     browser.execute_script("window.scrollTo(0, 0);")

@@ -221,13 +221,15 @@ def test_packed_exercises_are_whole_and_pad_only_the_ends_of_rows(stand_ins):
 
 
 LAUNCHED = """
-import json, sys
+import json, os, pathlib, sys
 sys.path.insert(0, sys.argv[1])
 from phi1lib import pipeline
 for name in ("raw_code", "filtered_code", "textbooks", "exercises"):
     pipeline.STAGES[name] = f"test_training_stages:{name.upper()}"
 from phi1lib.training.run import run_stage
-print("RESULT", json.dumps(run_stage("pretrain", "smoke", {"pretrain.micro_batch": 4}, False)))
+result = run_stage("pretrain", "smoke", {"pretrain.micro_batch": 4}, False)
+# One file per process: two processes' lines on one shared stdout can interleave.
+pathlib.Path(sys.argv[2], f"result-{os.environ['RANK']}.json").write_text(json.dumps(result))
 """
 
 
@@ -248,15 +250,12 @@ def test_the_entry_point_trains_a_stage_with_two_processes(runs_root, tmp_path):
         "--nproc_per_node=2",
         str(script),
         str(Path(__file__).parent),
+        str(tmp_path),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PHI1_RUNS": str(runs_root)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = [
-        json.loads(line.split(" ", 1)[1])
-        for line in done.stdout.splitlines()
-        if line.startswith("RESULT")
-    ]
+    results = [json.loads((tmp_path / f"result-{rank}.json").read_text()) for rank in (0, 1)]
     # both processes trained, the first stored the artifact, and both return it
     artifact = pipeline.RunStore("smoke").load("pretrain")
     summary = artifact.json("training.json")
