@@ -8,5 +8,5 @@ profiles and the run store (foundations), the teacher, the sandbox, then the sta
 # The book's version and release date, in this one place: pyproject.toml reads the version from
 # here, and `python scripts/release.py --set X.Y.Z` writes both into CITATION.cff, .zenodo.json
 # and the preface's "How to cite" entry.
-__version__ = "0.1.0"
-__release_date__ = "2026-11-25"
+__version__ = "0.2.0"
+__release_date__ = "2026-12-03"
