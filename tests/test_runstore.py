@@ -278,7 +278,9 @@ def test_a_manifest_listing_no_files_does_not_vouch_for_the_data(stages, runs_ro
     (artifact.path / "numbers.json").write_text("[1, 2")  # corrupt
     assert RunStore("tiny").problems("numbers") == ["numbers.json: not in the manifest"]
     CALLS.clear()
-    assert pipeline.run("numbers", profile).json("numbers.json") == list(range(profile.pretrain.steps))
+    assert pipeline.run("numbers", profile).json("numbers.json") == list(
+        range(profile.pretrain.steps)
+    )
     assert CALLS == ["numbers"]
 
 
