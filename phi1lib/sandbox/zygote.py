@@ -84,14 +84,8 @@ def end_run(pid: int) -> tuple[int, Any]:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     _, status, usage = os.wait4(pid, 0)
-    while True:
-        for pid in _children():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return status, usage
+    _reap_everything()
+    return status, usage
 
 
 class Forker:

@@ -177,23 +177,17 @@ def compare(
 
     comparisons = []
     for metric, (_, higher) in metrics(splits).items():
+        options = {
+            "higher_is_better": higher,
+            "binary": metric.startswith("pass:"),
+            "resamples": resamples,
+            "seed": seed,
+        }
         for phase in PHASES:
-            result = compare_arms(
-                {arm: grid(arm, phase, metric) for arm in arms},
-                higher_is_better=higher,
-                binary=metric.startswith("pass:"),
-                resamples=resamples,
-                seed=seed,
-            )
+            result = compare_arms({arm: grid(arm, phase, metric) for arm in arms}, **options)
             comparisons.append({"metric": metric, "phase": phase, "between": "arms", **result})
         for arm in arms:
-            result = compare_arms(
-                {phase: grid(arm, phase, metric) for phase in PHASES},
-                higher_is_better=higher,
-                binary=metric.startswith("pass:"),
-                resamples=resamples,
-                seed=seed,
-            )
+            result = compare_arms({p: grid(arm, p, metric) for p in PHASES}, **options)
             comparisons.append({"metric": metric, "arm": arm, "between": "phases", **result})
     return comparisons
 
