@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from phi1lib.teacher import LocalTeacherServer, ServerConfig, TeacherEndpoint, run_requests, tasks
+from phi1lib.teacher import LocalTeacherServer, TeacherEndpoint, run_requests, tasks
+from phi1lib.teacher.offline import ServerConfig
 
 SNIPPETS = [
     "def add(a, b):\n    return a + b\n",

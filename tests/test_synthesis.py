@@ -31,7 +31,7 @@ from phi1lib.synthesis.textbooks import check_sections
 from phi1lib.synthesis.tokens import OFFLINE_COUNTER, token_counter
 from phi1lib.synthesis.verification import verify_programs
 from phi1lib.teacher import TeacherResult
-from phi1lib.teacher.content import AUDIENCES, STYLES, TOPICS
+from phi1lib.teacher.offline.content import AUDIENCES, STYLES, TOPICS
 from phi1lib.teacher.tasks import TeacherOutputError
 
 LIMITS = SandboxLimits(timeout_s=2.0)

@@ -20,7 +20,7 @@ from phi1lib.sandbox import SandboxLimits, run_programs
 from phi1lib.synthesis.exercises import check_program, generate_exercises
 from phi1lib.synthesis.report import size_table
 from phi1lib.synthesis.split import signature_names
-from phi1lib.teacher.content import TOPICS
+from phi1lib.teacher.offline.content import TOPICS
 
 pytestmark = pytest.mark.slow  # every test builds the synthesis stages or runs a teacher job
 

@@ -8,9 +8,10 @@ import urllib.request
 
 import pytest
 
-from phi1lib.teacher import LocalTeacherServer, ServerConfig, TeacherEndpoint, run_requests, tasks
+from phi1lib.teacher import LocalTeacherServer, TeacherEndpoint, run_requests, tasks
 from phi1lib.teacher.batch import BatchLedger, BatchRun
 from phi1lib.teacher.job import TeacherJob
+from phi1lib.teacher.offline import ServerConfig
 from phi1lib.teacher.served import check_served_model
 
 pytestmark = pytest.mark.slow  # batch jobs through a slow, faulty offline server

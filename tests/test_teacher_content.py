@@ -24,11 +24,15 @@ from pathlib import Path
 import pytest
 
 from phi1lib.synthesis.split import signature_names
-from phi1lib.teacher import content
-from phi1lib.teacher.content.execution import SnippetTimeout, run_snippet
-from phi1lib.teacher.content.exercises import constant_options, infamily_families, load_families
-from phi1lib.teacher.content.mistakes import fails_a_test
-from phi1lib.teacher.content.names import (
+from phi1lib.teacher.offline import content
+from phi1lib.teacher.offline.content.execution import SnippetTimeout, run_snippet
+from phi1lib.teacher.offline.content.exercises import (
+    constant_options,
+    infamily_families,
+    load_families,
+)
+from phi1lib.teacher.offline.content.mistakes import fails_a_test
+from phi1lib.teacher.offline.content.names import (
     RESERVED,
     TRAIN,
     modifiers,
@@ -406,7 +410,7 @@ def test_judge_scores_spread_over_standard_library_files():
 
 FINGERPRINT = """
 import hashlib, json, random
-from phi1lib.teacher import content
+from phi1lib.teacher.offline import content
 rng = random.Random(11)
 parts = []
 for seed in range(40):

@@ -17,15 +17,14 @@ import pytest
 from phi1lib.teacher import (
     LocalTeacherServer,
     PriceTable,
-    ServerConfig,
     TeacherEndpoint,
     TeacherUnavailable,
-    content,
     run_requests,
     tasks,
 )
 from phi1lib.teacher.budget import Price
 from phi1lib.teacher.cache import ResponseCache
+from phi1lib.teacher.offline import ServerConfig, content
 
 MODEL = ServerConfig.model
 FUNCTION_NAMES = ["count_vowels", "reverse_words", "is_palindrome", "sum_of_squares", "running_max"]

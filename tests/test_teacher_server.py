@@ -14,9 +14,10 @@ import httpx2
 import openai
 import pytest
 
-from phi1lib.teacher import LocalTeacherServer, ServerConfig, content, tasks
+from phi1lib.teacher import LocalTeacherServer, tasks
 from phi1lib.teacher.batch import parse_batch_line
 from phi1lib.teacher.keys import chat_body
+from phi1lib.teacher.offline import ServerConfig, content
 
 MODEL = ServerConfig.model
 TEXTBOOK = {  # constraints the offline teacher knows
@@ -227,7 +228,7 @@ def test_invalid_fault_settings_are_refused():
     with pytest.raises(ValueError, match="add up"):
         ServerConfig(error_rate=0.8, drop_rate=0.5)
     result = subprocess.run(
-        [sys.executable, "-m", "phi1lib.teacher", "--error-rate", "2"],
+        [sys.executable, "-m", "phi1lib.teacher.offline", "--error-rate", "2"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -178,14 +178,14 @@ def _diversity_config(profile: Profile) -> Mapping[str, Any]:
 
 def topic_names() -> list[str]:
     """The topic list the synthesis stages sample from (chapter 2), as plain names."""
-    from phi1lib.teacher.content import TOPICS
+    from phi1lib.teacher.offline.content import TOPICS
 
     return [entry["topic"] if isinstance(entry, Mapping) else str(entry) for entry in TOPICS]
 
 
 def topic_descriptions() -> list[str]:
     """One line per topic for the embedding model: the name and its subtopics."""
-    from phi1lib.teacher.content import TOPICS
+    from phi1lib.teacher.offline.content import TOPICS
 
     lines = []
     for entry in TOPICS:

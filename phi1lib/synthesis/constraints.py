@@ -66,7 +66,7 @@ def textbook_constraints(
     Introduced in chapter 2.
     """
     if topics is None or audiences is None or styles is None:
-        from phi1lib.teacher import content
+        from phi1lib.teacher.offline import content
 
         topics = content.TOPICS if topics is None else topics
         audiences = content.AUDIENCES if audiences is None else audiences
@@ -99,7 +99,7 @@ def exercise_constraints(
     without a family is its own family. Defaults to ``content.EXERCISE_NAMES``. Chapter 3.
     """
     if names is None:
-        from phi1lib.teacher import content
+        from phi1lib.teacher.offline import content
 
         names = content.EXERCISE_NAMES
     families: dict[str, list[Mapping[str, Any]]] = {}
@@ -132,7 +132,7 @@ def vary_function_names(
     """The constraints with a ``share`` of their function names given a training modifier
     (``count_vowels`` -> ``count_vowels_raw``, see ``content.names``), each decided by a seeded
     draw of its own, so that a longer list keeps the first items (chapter 3)."""
-    from phi1lib.teacher.content.names import TRAIN, variant
+    from phi1lib.teacher.offline.content.names import TRAIN, variant
 
     varied = []
     for index, item in enumerate(constraints):
@@ -152,7 +152,7 @@ def infamily_constraints(
     """``n`` constraints for in-family held-out exercises: the families dealt in rounds, each
     function name a base name of its family with a *reserved* modifier, which asks the teacher
     for a new instance with unseen names, wording and constants (chapter 3)."""
-    from phi1lib.teacher.content.names import RESERVED, variant
+    from phi1lib.teacher.offline.content.names import RESERVED, variant
 
     if n and not families:
         raise ValueError("in-family exercises were asked for, but no family can have them")
@@ -178,7 +178,7 @@ def infamily_constraints(
 
 def _default_names(names: Sequence[Mapping[str, Any]] | None) -> Sequence[Mapping[str, Any]]:
     if names is None:
-        from phi1lib.teacher import content
+        from phi1lib.teacher.offline import content
 
         return content.EXERCISE_NAMES
     return names

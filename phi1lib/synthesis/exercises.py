@@ -72,8 +72,8 @@ def exercise_plan(settings: ExerciseSettings) -> ExercisePlan:
     """The training requests (balanced over the profile's families, names varied), the held-out
     families, and the in-family requests for the other families that have reserved wordings
     (chapter 3)."""
-    from phi1lib.teacher import content
-    from phi1lib.teacher.content.exercises import infamily_families
+    from phi1lib.teacher.offline import content
+    from phi1lib.teacher.offline.content.exercises import infamily_families
 
     known = {entry["family"] for entry in content.EXERCISE_NAMES}
     if unknown := sorted(set(settings.families) - known):

@@ -50,7 +50,7 @@ from phi1lib.teacher.prompts import load_template
 REPORT_FILE = "report.json"
 # Columns that only say why a record was rejected; the kept datasets leave them out.
 REJECTION_COLUMNS = ("rejected", "teacher_error", "code_failures", "verification_message")
-_TEACHER_CODE = Path(__file__).resolve().parent.parent / "teacher"
+_TEACHER_CODE = Path(__file__).resolve().parent.parent / "teacher" / "offline"
 
 
 @functools.lru_cache(maxsize=1)
@@ -147,7 +147,7 @@ def _textbooks_config(profile: Profile) -> dict[str, Any]:
 
 def build_textbooks(ctx: StageContext) -> dict[str, Any]:
     """Generate, execute, count, deduplicate and decontaminate the textbook sections."""
-    from phi1lib.teacher import content
+    from phi1lib.teacher.offline import content
 
     sandbox = require_isolation(ctx.profile.sandbox)
     settings = ctx.profile.textbooks

@@ -1,4 +1,4 @@
-"""The LLM teacher: one client for any OpenAI-compatible endpoint, and an offline teacher server.
+"""The LLM teacher: one client for any OpenAI-compatible endpoint (and, apart, an offline stand-in).
 
 The paper's data came from LLMs: GPT-4 judged the educational value of code, GPT-3.5 wrote the
 textbooks and the exercises. Every chapter that needs a teacher goes through this package::
@@ -8,8 +8,11 @@ textbooks and the exercises. Every chapter that needs a teacher goes through thi
     with teacher_endpoint(profile) as endpoint:
         report = run_requests(endpoint, requests, cache_dir=path)
 
-With the ``tiny`` profile the endpoint is the book's own offline, procedural teacher server;
-point the profile at OpenAI, Azure OpenAI, vLLM, Ollama or llama.cpp for a real one.
+With the ``tiny`` profile the endpoint is the book's own offline, procedural teacher server, a
+stand-in kept apart in :mod:`phi1lib.teacher.offline` (its settings: ``offline.ServerConfig``);
+point the profile at OpenAI, Azure OpenAI, vLLM, Ollama or llama.cpp for a real one. What the
+prompts ask for (topics, audiences, styles, exercise names) is synthesis data, the curriculum
+(:mod:`phi1lib.synthesis.curriculum`), not something the teacher decides.
 Introduced in chapter 2 (synthetic textbooks) and the appendix on teacher endpoints.
 """
 
@@ -25,7 +28,6 @@ from phi1lib.teacher.endpoint import (
 )
 from phi1lib.teacher.records import JobReport, TeacherRequest, TeacherResult
 from phi1lib.teacher.served import TeacherUnavailable
-from phi1lib.teacher.server_config import ServerConfig
 
 __all__ = [
     "BudgetError",
@@ -33,7 +35,6 @@ __all__ = [
     "JobReport",
     "LocalTeacherServer",
     "PriceTable",
-    "ServerConfig",
     "TeacherEndpoint",
     "TeacherRequest",
     "TeacherResult",

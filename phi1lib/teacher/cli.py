@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from phi1lib.teacher.server_config import ServerConfig
+from phi1lib.teacher.offline.server_config import ServerConfig
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from phi1lib.teacher.server import run_server
+    from phi1lib.teacher.offline.server import run_server
 
     return run_server(args)
 

@@ -29,8 +29,8 @@ from urllib.parse import urlparse
 
 from phi1lib.profiles import Profile
 from phi1lib.teacher.budget import PriceTable
+from phi1lib.teacher.offline.server_config import ServerConfig
 from phi1lib.teacher.retry import BASE_DELAY_S, MAX_DELAY_S
-from phi1lib.teacher.server_config import ServerConfig
 from phi1lib.teacher.settings import TeacherSettings
 
 LOCAL = "local"
@@ -174,7 +174,7 @@ class LocalTeacherServer:
         self.stop()
 
     def start(self) -> str:
-        command = [sys.executable, "-m", "phi1lib.teacher", *self.config.to_args()]
+        command = [sys.executable, "-m", "phi1lib.teacher.offline", *self.config.to_args()]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         lines: queue.Queue[str] = queue.Queue()

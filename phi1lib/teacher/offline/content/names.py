@@ -17,7 +17,7 @@ import functools
 import hashlib
 import random
 
-from phi1lib.teacher.content.vocab import load_vocab
+from phi1lib.teacher.offline.content.vocab import load_vocab
 
 TRAIN, RESERVED = "train", "reserved"
 POOLS = (TRAIN, RESERVED)

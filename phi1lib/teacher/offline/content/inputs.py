@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from phi1lib.teacher.content.vocab import load_vocab
+from phi1lib.teacher.offline.content.vocab import load_vocab
 
 Generator = Callable[..., Any]
 GENERATORS: dict[str, Generator] = {}

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from phi1lib.teacher.content.execution import run_snippet
+from phi1lib.teacher.offline.content.execution import run_snippet
 
 TEST_TIMEOUT_S = 0.25
 COMPARISON_SWAPS = {

@@ -25,9 +25,9 @@ from typing import Any
 
 import tomllib
 
-from phi1lib.teacher.content.execution import run_snippet
-from phi1lib.teacher.content.library import find_topic, normalise_name, subtopics
-from phi1lib.teacher.content.vocab import sample_slots
+from phi1lib.teacher.offline.content.execution import run_snippet
+from phi1lib.teacher.offline.content.library import find_topic, normalise_name, subtopics
+from phi1lib.teacher.offline.content.vocab import sample_slots
 
 PHRASES_FILE = Path(__file__).with_name("phrases.toml")
 MAX_REFERENCE_CHARS = 320

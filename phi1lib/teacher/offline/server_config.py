@@ -15,7 +15,7 @@ from typing import Any
 from phi1lib.teacher.settings import TeacherSettings
 
 LOCAL_MODEL = "phi1-procedural-teacher"
-CONTENT_MODULE = "phi1lib.teacher.content"
+CONTENT_MODULE = "phi1lib.teacher.offline.content"
 
 
 @dataclass(frozen=True)

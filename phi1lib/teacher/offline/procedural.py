@@ -1,7 +1,7 @@
 """The offline teacher's "model": read the prompt contract, call the content writers, answer.
 
 It is deterministic (the same body gives the same answer; the seed picks among variants) and
-procedural: the words come from ``phi1lib.teacher.content`` (templates and rules, no neural
+procedural: the words come from ``phi1lib.teacher.offline.content`` (templates and rules, no neural
 network). It reads only the machine-readable parts of a prompt (:mod:`phi1lib.teacher.protocol`)
 and answers in the form the task's template asks for. It cannot follow free-form instructions,
 and its "knowledge" is whatever the content writers encode: it stands in for GPT-3.5/GPT-4 so
@@ -24,9 +24,9 @@ import jsonschema
 
 from phi1lib.teacher.answers import schema_validator
 from phi1lib.teacher.keys import request_key
+from phi1lib.teacher.offline.server_config import ServerConfig
 from phi1lib.teacher.prompts import load_template
 from phi1lib.teacher.protocol import TASK_PREFIX, PromptContractError, parse_prompt
-from phi1lib.teacher.server_config import ServerConfig
 from phi1lib.teacher.tasks import EXERCISE, EXERCISE_FIELDS, JUDGE, TEXTBOOK
 from phi1lib.teacher.tokens import count_prompt_tokens, count_tokens, truncate_tokens
 

@@ -1,7 +1,7 @@
 """The offline teacher server: an OpenAI-compatible HTTP API on aiohttp.
 
 Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, the Batch
-API's ``/v1/files`` and ``/v1/batches`` (see :mod:`phi1lib.teacher.server_batch`), and two of its
+API's ``/v1/files`` and ``/v1/batches`` (see :mod:`phi1lib.teacher.offline.server_batch`), and two of its
 own: ``GET /health`` and ``GET /phi1/stats`` (how many requests it saw, answered and refused,
 and how many times it was asked and answered each request key). Anything it cannot serve gets an OpenAI-style
 JSON error with a 4xx status; a bug inside becomes a 500 JSON error, never a crash. Being
@@ -26,10 +26,10 @@ from typing import Any
 
 from aiohttp import web
 
-from phi1lib.teacher.procedural import ProceduralTeacher, RequestProblem
-from phi1lib.teacher.server_batch import add_batch_routes
-from phi1lib.teacher.server_config import ServerConfig
-from phi1lib.teacher.server_service import TEACHER, TeacherService, openai_error, read_json
+from phi1lib.teacher.offline.procedural import ProceduralTeacher, RequestProblem
+from phi1lib.teacher.offline.server_batch import add_batch_routes
+from phi1lib.teacher.offline.server_config import ServerConfig
+from phi1lib.teacher.offline.server_service import TEACHER, TeacherService, openai_error, read_json
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ async def serve(config: ServerConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m phi1lib.teacher [flags]``: the same as ``phi1 teacher serve``."""
+    """``python -m phi1lib.teacher.offline [flags]``: the same as ``phi1 teacher serve``."""
     parser = argparse.ArgumentParser(
         prog="phi1 teacher serve", description="Serve the offline procedural teacher."
     )

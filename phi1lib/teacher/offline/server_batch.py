@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from phi1lib.teacher.procedural import RequestProblem
-from phi1lib.teacher.server_service import TEACHER, openai_error, read_json
+from phi1lib.teacher.offline.procedural import RequestProblem
+from phi1lib.teacher.offline.server_service import TEACHER, openai_error, read_json
 
 CHAT_URL = "/v1/chat/completions"
 PURPOSES = ("batch", "batch_output", "fine-tune", "assistants", "user_data", "vision", "evals")

@@ -17,8 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from phi1lib.teacher.procedural import ChatPlan, ProceduralTeacher, RequestProblem
-from phi1lib.teacher.server_config import ServerConfig
+from phi1lib.teacher.offline.procedural import ChatPlan, ProceduralTeacher, RequestProblem
+from phi1lib.teacher.offline.server_config import ServerConfig
 
 
 async def read_json(request: web.Request) -> Any:

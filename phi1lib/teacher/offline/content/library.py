@@ -75,7 +75,7 @@ def find_topic(name: str) -> dict[str, Any]:
     if topic is None:
         raise ValueError(
             f"unknown topic {name!r}: the procedural teacher knows {len(library)} topics "
-            "(see phi1lib.teacher.content.TOPICS)"
+            "(see phi1lib.teacher.offline.content.TOPICS)"
         )
     return topic
 

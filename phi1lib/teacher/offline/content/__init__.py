@@ -17,11 +17,11 @@ constraints from ``TOPICS``, ``AUDIENCES``, ``STYLES`` and ``EXERCISE_NAMES``. I
 chapter 2 (synthetic textbooks and exercises).
 """
 
-from phi1lib.teacher.content.exercises import exercise_names, write_exercise
-from phi1lib.teacher.content.judge import judge_code
-from phi1lib.teacher.content.library import topic_list
-from phi1lib.teacher.content.mistakes import inject_mistake
-from phi1lib.teacher.content.textbook import load_phrases, write_textbook_section
+from phi1lib.teacher.offline.content.exercises import exercise_names, write_exercise
+from phi1lib.teacher.offline.content.judge import judge_code
+from phi1lib.teacher.offline.content.library import topic_list
+from phi1lib.teacher.offline.content.mistakes import inject_mistake
+from phi1lib.teacher.offline.content.textbook import load_phrases, write_textbook_section
 
 TOPICS: list[dict] = topic_list()
 AUDIENCES: list[str] = list(load_phrases()["audiences"])

@@ -1,7 +1,0 @@
-"""``python -m phi1lib.teacher [flags]`` serves the offline teacher (as ``phi1 teacher serve``)."""
-
-import sys
-
-from phi1lib.teacher.server import main
-
-sys.exit(main())
