@@ -25,15 +25,17 @@ from phi1lib.synthesis.constraints import (
     request_seed,
     textbook_constraints,
 )
+from phi1lib.synthesis.curriculum import load_curriculum
 from phi1lib.synthesis.exercises import check_program, exercise_text, read_exercise
 from phi1lib.synthesis.split import heldout_units
 from phi1lib.synthesis.textbooks import check_sections
 from phi1lib.synthesis.tokens import OFFLINE_COUNTER, token_counter
 from phi1lib.synthesis.verification import verify_programs
 from phi1lib.teacher import TeacherResult
-from phi1lib.teacher.offline.content import AUDIENCES, STYLES, TOPICS
 from phi1lib.teacher.tasks import TeacherOutputError
 
+CURRICULUM = load_curriculum()
+TOPICS, AUDIENCES, STYLES = CURRICULUM.topics, CURRICULUM.audiences, CURRICULUM.styles
 LIMITS = SandboxLimits(timeout_s=2.0)
 
 

@@ -17,13 +17,14 @@ from phi1lib.decontam import ngram_overlap
 from phi1lib.profiles import Profile, load_profile
 from phi1lib.runstore import RunStore
 from phi1lib.sandbox import SandboxLimits, run_programs
+from phi1lib.synthesis.curriculum import load_curriculum
 from phi1lib.synthesis.exercises import check_program, generate_exercises
 from phi1lib.synthesis.report import size_table
 from phi1lib.synthesis.split import signature_names
-from phi1lib.teacher.offline.content import TOPICS
 
 pytestmark = pytest.mark.slow  # every test builds the synthesis stages or runs a teacher job
 
+TOPICS = load_curriculum().topics
 TEXTBOOK_COLUMNS = {"id", "text", "topic", "subtopic", "audience", "style", "n_tokens"}
 EXERCISE_COLUMNS = {
     "function_name",

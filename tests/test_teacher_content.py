@@ -8,6 +8,7 @@ in this process and in one with a different string-hash seed.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +24,15 @@ from pathlib import Path
 
 import pytest
 
+from phi1lib.synthesis.curriculum import load_curriculum
+from phi1lib.synthesis.names import (
+    RESERVED,
+    TRAIN,
+    modifiers,
+    strip_modifier,
+    variant,
+    variants,
+)
 from phi1lib.synthesis.split import signature_names
 from phi1lib.teacher.offline import content
 from phi1lib.teacher.offline.content.execution import SnippetTimeout, run_snippet
@@ -32,19 +42,13 @@ from phi1lib.teacher.offline.content.exercises import (
     load_families,
 )
 from phi1lib.teacher.offline.content.mistakes import fails_a_test
-from phi1lib.teacher.offline.content.names import (
-    RESERVED,
-    TRAIN,
-    modifiers,
-    strip_modifier,
-    variant,
-    variants,
-)
+from phi1lib.teacher.offline.coverage import curriculum_gaps
 
+CURRICULUM = load_curriculum()
 CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 OUTPUT_BLOCK = re.compile(r"```text\n(.*?)\n```", re.S)
 FAMILIES = sorted(load_families())
-TOPIC_NAMES = [topic["topic"] for topic in content.TOPICS]
+TOPIC_NAMES = [topic["topic"] for topic in CURRICULUM.topics]
 
 
 def code_shape(code: str) -> str:
@@ -60,28 +64,49 @@ def code_shape(code: str) -> str:
 
 
 def sample_constraints(rng: random.Random) -> dict[str, str]:
-    topic = rng.choice(content.TOPICS)
+    topic = rng.choice(CURRICULUM.topics)
     return {
         "topic": topic["topic"],
         "subtopic": rng.choice(topic["subtopics"]),
-        "audience": rng.choice(content.AUDIENCES),
-        "style": rng.choice(content.STYLES),
+        "audience": rng.choice(CURRICULUM.audiences),
+        "style": rng.choice(CURRICULUM.styles),
     }
 
 
-# ---- the interface the server relies on ------------------------------------------------------
+# ---- the curriculum the teacher is asked for -------------------------------------------------
 
 
-def test_interface_data_has_the_promised_shape():
-    assert len(content.TOPICS) >= 60
-    for topic in content.TOPICS:
+def test_the_stand_in_can_write_the_whole_curriculum():
+    assert curriculum_gaps() == []
+
+
+def test_a_curriculum_beyond_the_stand_in_is_listed():
+    wider = dataclasses.replace(
+        CURRICULUM,
+        topics=(*CURRICULUM.topics, {"topic": "quantum knitting", "subtopics": ["purl"]}),
+        styles=(*CURRICULUM.styles, "sonnet"),
+        exercise_names=(
+            *CURRICULUM.exercise_names,
+            {"function_name": "knit", "family": "knit", "topic": "strings", "difficulty": "easy"},
+        ),
+    )
+    assert curriculum_gaps(wider) == [
+        "topic 'quantum knitting': not in the concept library",
+        "style 'sonnet': no headings for it",
+        "exercise name 'knit': no family answers to it",
+    ]
+
+
+def test_curriculum_data_has_the_promised_shape():
+    assert len(CURRICULUM.topics) >= 60
+    for topic in CURRICULUM.topics:
         assert set(topic) == {"topic", "subtopics", "level"}
         assert len(topic["subtopics"]) >= 2
-    assert len(content.AUDIENCES) >= 4 and len(content.STYLES) >= 5
+    assert len(CURRICULUM.audiences) >= 4 and len(CURRICULUM.styles) >= 5
     assert len(FAMILIES) >= 100
-    names = [entry["function_name"] for entry in content.EXERCISE_NAMES]
+    names = [entry["function_name"] for entry in CURRICULUM.exercise_names]
     assert len(names) == len(set(names)) >= 3 * len(FAMILIES)
-    for entry in content.EXERCISE_NAMES:
+    for entry in CURRICULUM.exercise_names:
         assert entry["topic"] in TOPIC_NAMES
         assert entry["difficulty"] in ("easy", "medium", "hard")
         assert entry["function_name"].isidentifier()
@@ -104,13 +129,13 @@ def check_section(text: str, constraints: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("topic", TOPIC_NAMES)
 def test_every_topic_writes_sections_whose_examples_run(topic):
-    entry = next(t for t in content.TOPICS if t["topic"] == topic)
+    entry = next(t for t in CURRICULUM.topics if t["topic"] == topic)
     for number, subtopic in enumerate(entry["subtopics"]):
         constraints = {
             "topic": topic,
             "subtopic": subtopic,
-            "audience": content.AUDIENCES[number % len(content.AUDIENCES)],
-            "style": content.STYLES[number % len(content.STYLES)],
+            "audience": CURRICULUM.audiences[number % len(CURRICULUM.audiences)],
+            "style": CURRICULUM.styles[number % len(CURRICULUM.styles)],
         }
         check_section(content.write_textbook_section(constraints, seed=number), constraints)
 
@@ -133,18 +158,18 @@ def test_sections_differ_across_audiences_styles_and_seeds():
     base = {"topic": "dictionaries", "subtopic": "updating and counting"}
     by_audience = {
         content.write_textbook_section({**base, "audience": a, "style": "textbook"}, 0)
-        for a in content.AUDIENCES
+        for a in CURRICULUM.audiences
     }
     by_style = {
         content.write_textbook_section({**base, "audience": "college student", "style": s}, 0)
-        for s in content.STYLES
+        for s in CURRICULUM.styles
     }
     by_seed = {
         content.write_textbook_section({**base, "audience": "young learner", "style": "Q&A"}, s)
         for s in range(5)
     }
-    assert len(by_audience) == len(content.AUDIENCES)
-    assert len(by_style) == len(content.STYLES)
+    assert len(by_audience) == len(CURRICULUM.audiences)
+    assert len(by_style) == len(CURRICULUM.styles)
     assert len(by_seed) == 5
     tutorial = content.write_textbook_section({**base, "style": "tutorial"}, 0)
     assert "### Step 1" in tutorial and "**Q:" not in tutorial
@@ -310,7 +335,7 @@ def test_a_large_sample_is_diverse():
         section_shapes.update(code_shape(block) for block in CODE_BLOCK.findall(text))
     names, families, exercise_shapes, exercise_topics = set(), set(), set(), set()
     for seed in range(1000):
-        entry = rng.choice(content.EXERCISE_NAMES)
+        entry = rng.choice(CURRICULUM.exercise_names)
         exercise = content.write_exercise({"function_name": entry["function_name"]}, seed)
         names.add(exercise["function_name"])
         families.add(exercise["family"])
@@ -410,13 +435,14 @@ def test_judge_scores_spread_over_standard_library_files():
 
 FINGERPRINT = """
 import hashlib, json, random
+from phi1lib.synthesis.curriculum import load_curriculum
 from phi1lib.teacher.offline import content
 rng = random.Random(11)
 parts = []
 for seed in range(40):
-    topic = rng.choice(content.TOPICS)
+    topic = rng.choice(load_curriculum().topics)
     parts.append(content.write_textbook_section({"topic": topic["topic"]}, seed))
-    exercise = content.write_exercise({"function_name": rng.choice(content.EXERCISE_NAMES)["function_name"]}, seed)
+    exercise = content.write_exercise({"function_name": rng.choice(load_curriculum().exercise_names)["function_name"]}, seed)
     parts.append(json.dumps(exercise, sort_keys=True))
     parts.append(json.dumps(content.inject_mistake(exercise, seed), sort_keys=True))
 print(hashlib.sha256("".join(parts).encode()).hexdigest())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from phi1lib.synthesis.curriculum import load_curriculum
 from phi1lib.teacher import (
     LocalTeacherServer,
     PriceTable,
@@ -24,8 +25,9 @@ from phi1lib.teacher import (
 )
 from phi1lib.teacher.budget import Price
 from phi1lib.teacher.cache import ResponseCache
-from phi1lib.teacher.offline import ServerConfig, content
+from phi1lib.teacher.offline import ServerConfig
 
+CURRICULUM = load_curriculum()
 MODEL = ServerConfig.model
 FUNCTION_NAMES = ["count_vowels", "reverse_words", "is_palindrome", "sum_of_squares", "running_max"]
 
@@ -45,12 +47,12 @@ def textbook_requests(count: int) -> list:
     """Sections over the offline teacher's own topics, audiences and styles."""
     requests = []
     for i in range(count):
-        topic = content.TOPICS[i % len(content.TOPICS)]
+        topic = CURRICULUM.topics[i % len(CURRICULUM.topics)]
         constraints = {
             "topic": topic["topic"],
             "subtopic": topic["subtopics"][i % len(topic["subtopics"])],
-            "audience": content.AUDIENCES[i % len(content.AUDIENCES)],
-            "style": content.STYLES[i % len(content.STYLES)],
+            "audience": CURRICULUM.audiences[i % len(CURRICULUM.audiences)],
+            "style": CURRICULUM.styles[i % len(CURRICULUM.styles)],
         }
         requests.append(tasks.textbook_request(constraints, f"t{i}", seed=i))
     return requests

@@ -14,17 +14,19 @@ import httpx2
 import openai
 import pytest
 
+from phi1lib.synthesis.curriculum import load_curriculum
 from phi1lib.teacher import LocalTeacherServer, tasks
 from phi1lib.teacher.batch import parse_batch_line
 from phi1lib.teacher.keys import chat_body
-from phi1lib.teacher.offline import ServerConfig, content
+from phi1lib.teacher.offline import ServerConfig
 
+CURRICULUM = load_curriculum()
 MODEL = ServerConfig.model
 TEXTBOOK = {  # constraints the offline teacher knows
-    "topic": content.TOPICS[0]["topic"],
-    "subtopic": content.TOPICS[0]["subtopics"][0],
-    "audience": content.AUDIENCES[0],
-    "style": content.STYLES[0],
+    "topic": CURRICULUM.topics[0]["topic"],
+    "subtopic": CURRICULUM.topics[0]["subtopics"][0],
+    "audience": CURRICULUM.audiences[0],
+    "style": CURRICULUM.styles[0],
 }
 EXERCISE = {"function_name": "sum_of_squares", "topic": "arithmetic", "difficulty": "easy"}
 

@@ -177,23 +177,17 @@ def _diversity_config(profile: Profile) -> Mapping[str, Any]:
 
 
 def topic_names() -> list[str]:
-    """The topic list the synthesis stages sample from (chapter 2), as plain names."""
-    from phi1lib.teacher.offline.content import TOPICS
+    """The curriculum's topic list, which the synthesis stages sample from (chapter 2), as names."""
+    from phi1lib.synthesis.curriculum import load_curriculum
 
-    return [entry["topic"] if isinstance(entry, Mapping) else str(entry) for entry in TOPICS]
+    return [entry["topic"] for entry in load_curriculum().topics]
 
 
 def topic_descriptions() -> list[str]:
-    """One line per topic for the embedding model: the name and its subtopics."""
-    from phi1lib.teacher.offline.content import TOPICS
+    """One line per curriculum topic for the embedding model: the name and its subtopics."""
+    from phi1lib.synthesis.curriculum import load_curriculum
 
-    lines = []
-    for entry in TOPICS:
-        if isinstance(entry, Mapping):
-            lines.append(f"{entry['topic']}: {', '.join(entry.get('subtopics', []))}")
-        else:
-            lines.append(str(entry))
-    return lines
+    return [f"{e['topic']}: {', '.join(e['subtopics'])}" for e in load_curriculum().topics]
 
 
 def dataset_sizes(profile: Profile) -> dict[str, dict[str, int]]:

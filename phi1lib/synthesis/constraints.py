@@ -3,9 +3,9 @@
 The paper obtained diverse synthetic data by putting random constraints into each prompt: the
 topic and the target audience of a textbook section, the function name of an exercise
 (paper §2.2), an idea taken from TinyStories. The lists the constraints come from are data,
-not code: the topic list (``content.TOPICS``, with subtopics and a level), the audiences and
-styles, and the exercise function names (``content.EXERCISE_NAMES``). The same constraints go
-to the offline procedural teacher and to a real LLM.
+not code: the curriculum (``curriculum/*.toml``): the topics with their subtopics and level, the
+audiences and styles, and the exercise function names. The same constraints go to a real LLM
+and to the offline procedural teacher.
 
 Sampling is *balanced*, not independent: topics are visited in rounds (every topic once per
 round, in a fresh random order), each topic cycles through its own subtopics, and audiences and
@@ -24,6 +24,9 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
+
+from phi1lib.synthesis.curriculum import load_curriculum
+from phi1lib.synthesis.names import RESERVED, TRAIN, variant
 
 T = TypeVar("T")
 
@@ -62,15 +65,13 @@ def textbook_constraints(
 ) -> list[dict[str, str]]:
     """``n`` balanced (topic, subtopic, audience, style) constraints for textbook prompts.
 
-    Defaults to the teacher content's lists. Each item also carries the topic's ``level``.
+    Defaults to the curriculum's lists. Each item also carries the topic's ``level``.
     Introduced in chapter 2.
     """
-    if topics is None or audiences is None or styles is None:
-        from phi1lib.teacher.offline import content
-
-        topics = content.TOPICS if topics is None else topics
-        audiences = content.AUDIENCES if audiences is None else audiences
-        styles = content.STYLES if styles is None else styles
+    curriculum = load_curriculum()
+    topics = curriculum.topics if topics is None else topics
+    audiences = curriculum.audiences if audiences is None else audiences
+    styles = curriculum.styles if styles is None else styles
     _check_topics(topics)
     rng = random.Random(f"textbook-constraints|{seed}")
     subtopic_decks = {entry["topic"]: deck(entry["subtopics"], rng) for entry in topics}
@@ -96,12 +97,9 @@ def exercise_constraints(
 
     The names come grouped by ``family`` (several names ask for one kind of task); families are
     visited in rounds, each cycling through its own names, so no family dominates. An entry
-    without a family is its own family. Defaults to ``content.EXERCISE_NAMES``. Chapter 3.
+    without a family is its own family. Defaults to the curriculum's names. Chapter 3.
     """
-    if names is None:
-        from phi1lib.teacher.offline import content
-
-        names = content.EXERCISE_NAMES
+    names = _default_names(names)
     families: dict[str, list[Mapping[str, Any]]] = {}
     for number, entry in enumerate(names):
         missing = [key for key in ("function_name", "topic", "difficulty") if not entry.get(key)]
@@ -130,10 +128,8 @@ def vary_function_names(
     constraints: Sequence[dict[str, str]], seed: int, share: float
 ) -> list[dict[str, str]]:
     """The constraints with a ``share`` of their function names given a training modifier
-    (``count_vowels`` -> ``count_vowels_raw``, see ``content.names``), each decided by a seeded
+    (``count_vowels`` -> ``count_vowels_raw``, see ``synthesis.names``), each decided by a seeded
     draw of its own, so that a longer list keeps the first items (chapter 3)."""
-    from phi1lib.teacher.offline.content.names import TRAIN, variant
-
     varied = []
     for index, item in enumerate(constraints):
         rng = random.Random(f"name-variant|{seed}|{index}")
@@ -152,8 +148,6 @@ def infamily_constraints(
     """``n`` constraints for in-family held-out exercises: the families dealt in rounds, each
     function name a base name of its family with a *reserved* modifier, which asks the teacher
     for a new instance with unseen names, wording and constants (chapter 3)."""
-    from phi1lib.teacher.offline.content.names import RESERVED, variant
-
     if n and not families:
         raise ValueError("in-family exercises were asked for, but no family can have them")
     names = _default_names(names)
@@ -177,11 +171,7 @@ def infamily_constraints(
 
 
 def _default_names(names: Sequence[Mapping[str, Any]] | None) -> Sequence[Mapping[str, Any]]:
-    if names is None:
-        from phi1lib.teacher.offline import content
-
-        return content.EXERCISE_NAMES
-    return names
+    return load_curriculum().exercise_names if names is None else names
 
 
 def coverage(values: Sequence[str], universe: Sequence[str]) -> dict[str, Any]:

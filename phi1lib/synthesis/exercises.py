@@ -30,6 +30,7 @@ from phi1lib.synthesis.constraints import (
     request_seed,
     vary_function_names,
 )
+from phi1lib.synthesis.curriculum import load_curriculum
 from phi1lib.synthesis.records import KEPT, provenance_columns, rejection
 from phi1lib.synthesis.split import heldout_units
 from phi1lib.synthesis.verification import verify_programs
@@ -49,7 +50,7 @@ class ExerciseSettings:
     # The families exercises are asked for ([] = all): a narrower domain gives a small model
     # more instances of each task (chapter 3).
     families: list[str]
-    # Share of function names given a modifier (``count_vowels_raw``); see ``content.names``.
+    # Share of function names given a modifier (``count_vowels_raw``); see ``synthesis.names``.
     name_variant_share: float
     heldout_fraction: float
     # New instances of training families, with reserved names, wordings and constants.
@@ -71,19 +72,17 @@ class ExercisePlan:
 def exercise_plan(settings: ExerciseSettings) -> ExercisePlan:
     """The training requests (balanced over the profile's families, names varied), the held-out
     families, and the in-family requests for the other families that have reserved wordings
-    (chapter 3)."""
-    from phi1lib.teacher.offline import content
-    from phi1lib.teacher.offline.content.exercises import infamily_families
-
-    known = {entry["family"] for entry in content.EXERCISE_NAMES}
+    (chapter 3), all from the curriculum."""
+    curriculum = load_curriculum()
+    known = {entry["family"] for entry in curriculum.exercise_names}
     if unknown := sorted(set(settings.families) - known):
         raise ValueError(f"exercises.families names unknown families: {unknown}")
     chosen = set(settings.families) or known
-    names = [entry for entry in content.EXERCISE_NAMES if entry["family"] in chosen]
+    names = [entry for entry in curriculum.exercise_names if entry["family"] in chosen]
     train = exercise_constraints(settings.n_exercises, settings.seed, names=names)
     train = vary_function_names(train, settings.seed, settings.name_variant_share)
     heldout = heldout_units(sorted(chosen), settings.heldout_fraction)
-    eligible = [f for f in infamily_families() if f in chosen and f not in heldout]
+    eligible = [f for f in curriculum.infamily_families if f in chosen and f not in heldout]
     infamily = infamily_constraints(
         settings.infamily_exercises, settings.seed, eligible, names=names
     )

@@ -9,7 +9,7 @@ exercises that near-duplicate a training exercise are dropped as well.
 
 The *in-family* split asks the other question: new instances of the training families, written
 with function and parameter names, task wordings and constants that no training exercise uses
-(``content.names``, the families' ``task_reserved``), and kept apart from training by the
+(``synthesis.names``, the families' ``task_reserved``), and kept apart from training by the
 book's own checks (:func:`separate_infamily`). A model that solves them has learnt the tasks,
 not the names. Introduced in chapter 3.
 """

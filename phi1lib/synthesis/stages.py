@@ -39,6 +39,7 @@ from phi1lib.synthesis.cleaning import (
     remove_duplicates,
 )
 from phi1lib.synthesis.constraints import coverage
+from phi1lib.synthesis.curriculum import CURRICULUM_DIR, load_curriculum
 from phi1lib.synthesis.exercises import exercise_plan, generate_exercises
 from phi1lib.synthesis.records import KEPT, split_kept
 from phi1lib.synthesis.split import separate_infamily
@@ -50,18 +51,25 @@ from phi1lib.teacher.prompts import load_template
 REPORT_FILE = "report.json"
 # Columns that only say why a record was rejected; the kept datasets leave them out.
 REJECTION_COLUMNS = ("rejected", "teacher_error", "code_failures", "verification_message")
-_TEACHER_CODE = Path(__file__).resolve().parent.parent / "teacher" / "offline"
+_PACKAGE = Path(__file__).resolve().parent.parent
+_TEACHER_CODE = _PACKAGE / "teacher" / "offline"
 
 
 @functools.lru_cache(maxsize=1)
 def _content_digest() -> str:
-    """A hash of the offline teacher's code: its answers change when this does (read once per
-    process: the code a process runs does not change under it)."""
+    """A hash of the offline teacher's code and of the curriculum and naming scheme it reads:
+    its answers change when these do (read once per process: the code a process runs does not
+    change under it)."""
     digest = hashlib.sha256()
-    files = [_TEACHER_CODE / "procedural.py", *sorted((_TEACHER_CODE / "content").rglob("*"))]
+    files = [
+        _TEACHER_CODE / "procedural.py",
+        *sorted((_TEACHER_CODE / "content").rglob("*")),
+        *sorted(CURRICULUM_DIR.glob("*.toml")),
+        _PACKAGE / "synthesis" / "names.py",
+    ]
     for path in files:
         if path.is_file() and path.suffix in (".py", ".toml", ".json"):
-            digest.update(path.relative_to(_TEACHER_CODE).as_posix().encode())
+            digest.update(path.relative_to(_PACKAGE).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -147,8 +155,7 @@ def _textbooks_config(profile: Profile) -> dict[str, Any]:
 
 def build_textbooks(ctx: StageContext) -> dict[str, Any]:
     """Generate, execute, count, deduplicate and decontaminate the textbook sections."""
-    from phi1lib.teacher.offline import content
-
+    curriculum = load_curriculum()
     sandbox = require_isolation(ctx.profile.sandbox)
     settings = ctx.profile.textbooks
     cleaning = ctx.profile.cleaning
@@ -178,9 +185,9 @@ def build_textbooks(ctx: StageContext) -> dict[str, Any]:
             "all_answers": sum(r["n_tokens"] for r in records),
         },
         "coverage": {
-            "topic": coverage([r["topic"] for r in kept], [t["topic"] for t in content.TOPICS]),
-            "audience": coverage([r["audience"] for r in kept], content.AUDIENCES),
-            "style": coverage([r["style"] for r in kept], content.STYLES),
+            "topic": coverage([r["topic"] for r in kept], [t["topic"] for t in curriculum.topics]),
+            "audience": coverage([r["audience"] for r in kept], curriculum.audiences),
+            "style": coverage([r["style"] for r in kept], curriculum.styles),
         },
     }
     _write_report(ctx, report)

@@ -26,9 +26,10 @@ from typing import Any
 
 from aiohttp import web
 
+from phi1lib.teacher.offline.coverage import curriculum_gaps
 from phi1lib.teacher.offline.procedural import ProceduralTeacher, RequestProblem
 from phi1lib.teacher.offline.server_batch import add_batch_routes
-from phi1lib.teacher.offline.server_config import ServerConfig
+from phi1lib.teacher.offline.server_config import CONTENT_MODULE, ServerConfig
 from phi1lib.teacher.offline.server_service import TEACHER, TeacherService, openai_error, read_json
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,11 @@ def run_server(args: argparse.Namespace) -> int:
     except ImportError as error:
         print(f"phi1 teacher serve: cannot import the content module: {error}", file=sys.stderr)
         return 2
+    if config.content_module == CONTENT_MODULE:
+        for gap in curriculum_gaps():
+            logging.warning(
+                "the curriculum asks for what the offline teacher cannot write: %s", gap
+            )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
     return 0

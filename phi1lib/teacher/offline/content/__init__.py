@@ -12,27 +12,18 @@ procedural writer that is honest about what it is. Its parts, each in its own mo
 * ``mistakes``: plausible bugs injected into a fraction of the answers, as GPT-3.5 made them;
 * ``judge``: an additive rubric that scores the educational value of a code file (0-5).
 
-The server calls exactly the names exported here; the synthesis stage samples its prompt
-constraints from ``TOPICS``, ``AUDIENCES``, ``STYLES`` and ``EXERCISE_NAMES``. Introduced in
-chapter 2 (synthetic textbooks and exercises).
+The server calls exactly the names exported here. What it is asked for (topics, audiences,
+styles, exercise names) is the curriculum's (:mod:`phi1lib.synthesis.curriculum`), which this
+package reads like any other consumer; ``offline.coverage`` lists what of the curriculum it
+cannot write. Introduced in chapter 2 (synthetic textbooks and exercises).
 """
 
-from phi1lib.teacher.offline.content.exercises import exercise_names, write_exercise
+from phi1lib.teacher.offline.content.exercises import write_exercise
 from phi1lib.teacher.offline.content.judge import judge_code
-from phi1lib.teacher.offline.content.library import topic_list
 from phi1lib.teacher.offline.content.mistakes import inject_mistake
-from phi1lib.teacher.offline.content.textbook import load_phrases, write_textbook_section
-
-TOPICS: list[dict] = topic_list()
-AUDIENCES: list[str] = list(load_phrases()["audiences"])
-STYLES: list[str] = list(load_phrases()["styles"])
-EXERCISE_NAMES: list[dict[str, str]] = exercise_names()
+from phi1lib.teacher.offline.content.textbook import write_textbook_section
 
 __all__ = [
-    "AUDIENCES",
-    "EXERCISE_NAMES",
-    "STYLES",
-    "TOPICS",
     "inject_mistake",
     "judge_code",
     "write_exercise",

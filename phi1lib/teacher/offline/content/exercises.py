@@ -34,10 +34,10 @@ from typing import Any
 
 import tomllib
 
+from phi1lib.synthesis.names import RESERVED, TRAIN, strip_modifier, variant
 from phi1lib.teacher.offline.content.execution import run_snippet
 from phi1lib.teacher.offline.content.inputs import GENERATORS, make_value
 from phi1lib.teacher.offline.content.library import find_topic, normalise_name
-from phi1lib.teacher.offline.content.names import RESERVED, TRAIN, strip_modifier, variant
 
 FAMILIES_DIR = Path(__file__).with_name("families")
 DIFFICULTIES = ("easy", "medium", "hard")

@@ -5,8 +5,9 @@ level, four pieces of prose (``summary``, ``analogy`` for young readers, ``detai
 ones, ``pitfall``), an optional ``reference`` (a dotted name whose docstring the writer may quote,
 as Cosmopedia seeds prompts with real text), and ``[[topic.example]]`` tables: one per subtopic,
 each with a ``question``, an ``intro``, a ``code`` template with ``${slots}`` (see ``vocab.py``)
-and an ``explain`` paragraph. The topic list the synthesis stage samples from is derived from these
-files, so a real LLM teacher gets the same topics and subtopics (chapter 2).
+and an ``explain`` paragraph. The topics the prompts ask for are the curriculum's
+(``phi1lib/synthesis/curriculum/textbooks.toml``); this library is what the stand-in knows of them
+(chapter 2).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def find_topic(name: str) -> dict[str, Any]:
     if topic is None:
         raise ValueError(
             f"unknown topic {name!r}: the procedural teacher knows {len(library)} topics "
-            "(see phi1lib.teacher.offline.content.TOPICS)"
+            "(see phi1lib.teacher.offline.content.library)"
         )
     return topic
 
@@ -83,11 +84,3 @@ def find_topic(name: str) -> dict[str, Any]:
 def subtopics(topic: dict[str, Any]) -> list[str]:
     """The subtopics of a library entry, in the order its examples are written."""
     return list(dict.fromkeys(example["subtopic"] for example in topic["example"]))
-
-
-def topic_list() -> list[dict[str, Any]]:
-    """The topic list as plain data: ``{"topic", "subtopics", "level"}`` per topic (chapter 2)."""
-    return [
-        {"topic": topic["topic"], "subtopics": subtopics(topic), "level": topic["level"]}
-        for topic in load_library().values()
-    ]

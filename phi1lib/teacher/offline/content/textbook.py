@@ -25,6 +25,7 @@ from typing import Any
 
 import tomllib
 
+from phi1lib.synthesis.curriculum import load_curriculum
 from phi1lib.teacher.offline.content.execution import run_snippet
 from phi1lib.teacher.offline.content.library import find_topic, normalise_name, subtopics
 from phi1lib.teacher.offline.content.vocab import sample_slots
@@ -329,11 +330,13 @@ def write_textbook_section(constraints: dict[str, Any], seed: int) -> str:
     if not isinstance(constraints, dict) or "topic" not in constraints:
         raise ValueError(f"textbook constraints need a 'topic', got {constraints!r}")
     topic = find_topic(constraints["topic"])
-    phrases = load_phrases()
+    curriculum = load_curriculum()
     chooser = random.Random(f"choices|{topic['topic']}|{seed}")
     subtopic = _pick_subtopic(topic, constraints.get("subtopic"), chooser)
-    audience = _resolve(constraints.get("audience"), phrases["audiences"], "audience", chooser)
-    style = _resolve(constraints.get("style"), phrases["styles"], "style", chooser)
+    audience = _resolve(
+        constraints.get("audience"), list(curriculum.audiences), "audience", chooser
+    )
+    style = _resolve(constraints.get("style"), list(curriculum.styles), "style", chooser)
     rng = random.Random(f"section|{topic['topic']}|{subtopic}|{audience}|{style}|{seed}")
     slots = sample_slots(rng)
     primary = [ex for ex in topic["example"] if ex["subtopic"] == subtopic]

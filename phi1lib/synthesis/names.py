@@ -4,11 +4,12 @@ phi-1's exercises owed their diversity mostly to constrained function names (pap
 small model trained on a few names per task remembers them instead of reading them from the
 prompt, and then fails on any other name (chapter 5). So every identifier of a training exercise
 is drawn from combinations of a base name (``numbers``, ``count_vowels``) with one of the
-modifiers of ``vocab.toml`` (seventy, before or after: thousands of names). A fixed share of the
-combinations, chosen by a hash of (modifier, base, position), is *reserved*: no training
-exercise uses them, and they name the in-family held-out exercises, whose function and
-parameter names are therefore identifiers that training never used, made of pieces it did
-(chapter 3).
+curriculum's modifiers (``[naming]`` of ``curriculum/exercises.toml``; seventy, before or after:
+thousands of names). A share of the combinations, chosen by a hash of (modifier, base,
+position), is *reserved*: no training exercise uses them, and they name the in-family held-out
+exercises, whose function and parameter names are therefore identifiers that training never
+used, made of pieces it did (chapter 3). The prompts are built with this scheme and the offline
+teacher reads it, so it lives with synthesis, beside the curriculum.
 """
 
 from __future__ import annotations
@@ -17,26 +18,22 @@ import functools
 import hashlib
 import random
 
-from phi1lib.teacher.offline.content.vocab import load_vocab
+from phi1lib.synthesis.curriculum import load_curriculum
 
 TRAIN, RESERVED = "train", "reserved"
 POOLS = (TRAIN, RESERVED)
-RESERVED_SHARE = 0.2
 
 
-@functools.cache
 def modifiers() -> tuple[str, ...]:
-    """The modifiers of ``vocab.toml``'s ``[naming]``, checked to be distinct identifiers."""
-    values = tuple(load_vocab()["naming"]["modifiers"])
-    if len(set(values)) != len(values) or not all(v.isidentifier() for v in values):
-        raise ValueError("vocab.toml [naming] modifiers must be distinct identifiers")
-    return values
+    """The curriculum's modifiers (distinct identifiers, checked by its loader)."""
+    return load_curriculum().modifiers
 
 
 def pool_of(modifier: str, base: str, before: bool) -> str:
-    """``reserved`` for the share of combinations the hash reserves, else ``train``."""
+    """``reserved`` for the curriculum's share of combinations the hash reserves, else ``train``."""
     digest = hashlib.sha256(f"{modifier}|{base}|{before}".encode()).digest()
-    return RESERVED if int.from_bytes(digest[:8], "big") / 2**64 < RESERVED_SHARE else TRAIN
+    share = load_curriculum().reserved_share
+    return RESERVED if int.from_bytes(digest[:8], "big") / 2**64 < share else TRAIN
 
 
 def _join(modifier: str, base: str, before: bool) -> str:
