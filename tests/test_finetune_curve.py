@@ -102,3 +102,26 @@ def test_every_step_is_graded_once_and_an_interruption_resumes(upstream, runs_ro
     plot_curve(artifact, ax)
     assert [line.get_label() for line in ax.get_lines()] == ["infamily", "data"]
     assert list(ax.get_lines()[0].get_xdata()) == [0, 4, 8, 12]
+
+
+def test_the_findings_read_every_number_from_the_curve(tmp_path):
+    rows = [
+        {"step": step, "tokens": step * 10, "split": "infamily", "problems": 10, "passed": passed,
+         "pass@1": passed / 10, "pass@1_interval": interval, "failures": failures}
+        for step, passed, interval, failures in (
+            (0, 0, [0.0, 0.28], {"NameError": 3, "SyntaxError": 7}),
+            (5, 1, [0.02, 0.4], {"NameError": 9}),
+            (10, 8, [0.49, 0.94], {"AssertionError": 2}),
+        )
+    ]  # fmt: skip
+    (tmp_path / "curve.json").write_text(json.dumps({"rows": rows}))
+    lines = curve.curve_findings(_artifact("finetune_curve", tmp_path))
+    assert lines[0] == (
+        "infamily: phi-1-base (step 0) passes 0/10 (0%, 95% interval 0-28%); after 10 steps "
+        "(100 tokens) the fine-tuned model passes 8/10 (80%, 95% interval 49-94%)."
+    )
+    assert "wholly above the base model's: 10." in lines[1]
+    assert lines[2].endswith("step 0: 3/10, step 5: 9/9, step 10: 0/2.")
+    assert curve.curve_findings(_artifact("finetune_curve", tmp_path), "data") == [
+        "the curve has no 'data' split"
+    ]

@@ -16,6 +16,7 @@ kept in the work folder, so an interrupted build resumes with the next. Chapter 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,20 @@ def snapshot_models(pretrain: Artifact, finetune: Artifact) -> list[tuple[int, P
                 points.append((step, snapshot))
     points.append((steps, finetune.path / "model"))
     return points
+
+
+def failure_kinds(report) -> dict[str, int]:
+    """How the failing samples failed, by the exception's name (``NameError``: the body used a
+    name the function does not have, as when a parameter's name is not copied right)."""
+    kinds = Counter(
+        (sample.message.split(":", 1)[0].strip() or sample.status)
+        if sample.status != "timeout"
+        else "timeout"
+        for result in report.results
+        for sample in result.samples
+        if not sample.passed
+    )
+    return dict(sorted(kinds.items()))
 
 
 def _config(profile: Profile) -> dict[str, Any]:
@@ -98,6 +113,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
                         "passed": sum(r.c for r in report.results),
                         "pass@1": summary["pass@1"],
                         "pass@1_interval": summary["pass@1_interval"],
+                        "failures": failure_kinds(report),
                     }
                 )
             done.write_text(json.dumps(point))
@@ -148,6 +164,43 @@ def curve_table(artifact: Artifact) -> pd.DataFrame:
     )
     table.insert(0, "tokens seen", [f"{tokens[step]:,}" for step in steps])
     return table
+
+
+def curve_findings(artifact: Artifact, split: str = "infamily") -> list[str]:
+    """Sentences the chapter prints about one split's curve, every number from ``curve.json``."""
+    rows = [row for row in artifact.json(CURVE_FILE)["rows"] if row["split"] == split]
+    if not rows:
+        return [f"the curve has no {split!r} split"]
+    first, last = rows[0], rows[-1]
+
+    def rate(row) -> str:
+        low, high = row["pass@1_interval"]
+        return (
+            f"{row['passed']}/{row['problems']} ({100 * row['pass@1']:.0f}%, "
+            f"95% interval {100 * low:.0f}-{100 * high:.0f}%)"
+        )
+
+    lines = [
+        f"{split}: phi-1-base (step 0) passes {rate(first)}; after {last['step']:,} steps "
+        f"({last['tokens']:,} tokens) the fine-tuned model passes {rate(last)}."
+    ]
+    above = next((r for r in rows if r["pass@1_interval"][0] > first["pass@1_interval"][1]), None)
+    if above is not None:
+        lines.append(
+            f"The first saved step whose interval lies wholly above the base model's: {above['step']:,}."
+        )
+    else:
+        lines.append("No saved step's interval lies wholly above the base model's.")
+    shares = [
+        f"step {row['step']:,}: {row.get('failures', {}).get('NameError', 0)}"
+        f"/{row['problems'] - row['passed']}"
+        for row in rows
+    ]
+    lines.append(
+        "Failures that are NameErrors (the body uses a name the function does not define), by "
+        "step: " + ", ".join(shares) + "."
+    )
+    return lines
 
 
 def plot_curve(artifact: Artifact, ax) -> None:
