@@ -56,3 +56,17 @@ def test_the_recorded_scaling_result_reads_into_its_table_and_figure():
     plot_paper_filter_ablation(right)
     assert [round(p.get_height(), 2) for p in right.patches] == [12.19, 17.68, 20.12]
     plt.close(fig)
+
+
+def test_the_recorded_full_length_ablation_reads_into_chapter_5s_tables():
+    from phi1lib.training.ablation_report import ablation_table, findings, ordering_table
+
+    record = read_recorded("ablation_long.json", required=("ablation", "overrides"))
+    assert record is not None, "the repository carries benchmarks/results/ablation_long.json"
+    results = record["ablation"]
+    assert len(results["seeds"]) >= 3 and results["problems"]["infamily"] >= 100
+    table = ablation_table(results)
+    assert len(table) == 6 and (table["seeds"] == len(results["seeds"])).all()
+    sentences = findings(results, "finetuned")
+    assert any(s.startswith("pass@1 (%), exercises: in-family held out") for s in sentences)
+    assert len(ordering_table(results)) > 0
