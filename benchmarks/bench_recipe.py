@@ -28,27 +28,27 @@ from pathlib import Path
 import torch
 
 from phi1lib import pipeline
+from phi1lib.evaluation.exercises import split_problems
 from phi1lib.profiles import load_profile, parse_overrides
-from phi1lib.training.ablation import exercise_problems
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recipe_search.json"
 SPLITS = {"infamily": "infamily", "train": "data", "heldout": "heldout"}
 
 
 def pass_rates(model_dir: Path, exercises, problems: int, splits) -> dict[str, float]:
-    """pass@1 (greedy, sandbox-graded) of one model on the first ``problems`` of each split."""
+    """pass@1 (greedy, sandbox-graded) of one model on ``problems`` spread over each split."""
     from phi1lib.evaluation.generation import SamplingSettings, load_model
     from phi1lib.evaluation.harness import evaluate_model
 
     model, tokenizer = load_model(model_dir, "cpu")
     rates = {}
     for split in splits:
-        data = exercises.dataset(SPLITS[split])
-        chosen = list(data.select(range(min(problems, len(data)))))
+        # spread over the split, as the book grades it (the training split is stored by family)
+        chosen = split_problems(exercises, SPLITS[split], problems)
         report = evaluate_model(
             (model, tokenizer),
             "codeexercises",
-            problems=exercise_problems(chosen, source=f"exercises {split}"),
+            problems=chosen,
             settings=SamplingSettings(max_new_tokens=96, batch_size=50),
             workers=2,
             progress=False,
@@ -79,6 +79,7 @@ def main() -> None:
             "command": "HF_HUB_OFFLINE=1 .venv/bin/python "
             + " ".join(["benchmarks/bench_recipe.py", *map(shlex.quote, sys.argv[1:])]),
             "candidate": candidate,
+            "problems_chosen": "spread evenly over each split (evaluation.exercises.split_problems)",
             "exercises": exercises.counts,
             "pretrain_seconds": base_json.get("train_seconds"),
             "finetune_seconds": tuned_json.get("train_seconds"),
