@@ -38,9 +38,11 @@ from phi1lib.teacher.offline import content
 from phi1lib.teacher.offline.content.execution import SnippetTimeout, run_snippet
 from phi1lib.teacher.offline.content.exercises import (
     constant_options,
+    exercise_names,
     infamily_families,
     load_families,
 )
+from phi1lib.teacher.offline.content.library import load_library, normalise_name, subtopics
 from phi1lib.teacher.offline.content.mistakes import fails_a_test
 from phi1lib.teacher.offline.coverage import curriculum_gaps
 
@@ -78,6 +80,16 @@ def sample_constraints(rng: random.Random) -> dict[str, str]:
 
 def test_the_stand_in_can_write_the_whole_curriculum():
     assert curriculum_gaps() == []
+
+
+def test_the_stand_in_knows_nothing_the_curriculum_leaves_out():
+    """A topic or family added to the stand-in's content and not to the curriculum would never
+    be asked for: add it to ``phi1lib/synthesis/curriculum/*.toml`` as well."""
+    library = {normalise_name(t["topic"]): subtopics(t) for t in load_library().values()}
+    asked = {normalise_name(t["topic"]): t["subtopics"] for t in CURRICULUM.topics}
+    assert library == asked
+    assert [dict(e) for e in CURRICULUM.exercise_names] == exercise_names()
+    assert list(CURRICULUM.infamily_families) == infamily_families()
 
 
 def test_a_curriculum_beyond_the_stand_in_is_listed():
