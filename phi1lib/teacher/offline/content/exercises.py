@@ -10,7 +10,7 @@ family, a function name and a seed into one concrete exercise; the expected valu
 and docstring example is computed by running the reference solution, so each exercise is correct
 by construction (chapter 2).
 
-Parameter and function names are varied with modifiers (``names.py``). A function name made with
+Parameter and function names are varied with modifiers (``phi1lib.synthesis.names``). A function name made with
 a *reserved* modifier asks for an in-family held-out exercise: a new instance of a family,
 written with reserved parameter names, one of the family's ``task_reserved`` wordings and
 constants from the values training instances never use (chapter 3).
@@ -187,7 +187,7 @@ def name_pool(function_name: str) -> str:
 
 def exercise_names() -> list[dict[str, str]]:
     """Every function name a family answers to: ``{"function_name", "family", "topic",
-    "difficulty"}``; what the synthesis stage samples its constraints from (chapter 2)."""
+    "difficulty"}``; what the stand-in can be asked for (``offline.coverage``, chapter 2)."""
     return [
         {"function_name": name, "family": f.id, "topic": f.topic, "difficulty": f.difficulty}
         for f in load_families().values()
