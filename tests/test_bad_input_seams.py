@@ -147,3 +147,19 @@ def test_a_malformed_multipart_upload_is_a_400_not_a_500(teacher):
         assert answer.status_code == 400
         assert "multipart body cannot be read" in answer.json()["error"]["message"]
         assert http.get("/health").json()["status"] == "ok"
+
+
+def test_the_code_corpus_walk_survives_a_link_loop_named_like_python(tmp_path, monkeypatch):
+    """``code_corpus`` walks site-packages; a ``x.py`` linking to itself is read as unreadable."""
+    from phi1lib.filtering import corpus
+
+    site_packages = tmp_path / "site-packages"
+    (site_packages / "pkg").mkdir(parents=True)
+    (site_packages / "pkg" / "good.py").write_text("x = 1\n")
+    (site_packages / "pkg" / "loop.py").symlink_to("loop.py")
+    monkeypatch.setattr(corpus.site, "getsitepackages", lambda: [str(site_packages)])
+    monkeypatch.setattr(corpus, "_user_site", lambda: set())
+    found = {f.path: f for f in corpus.local_python_files() if f.source == "site-packages"}
+    assert set(found) == {"site-packages/pkg/good.py", "site-packages/pkg/loop.py"}
+    records = list(corpus.local_records([found["site-packages/pkg/loop.py"]], max_file_bytes=100))
+    assert [r["skip_reason"] for r in records] == ["unreadable"]
