@@ -55,6 +55,7 @@ STAGES: dict[str, str] = {
     "finetune": "phi1lib.training.stages:FINETUNE",
     "ablation_models": "phi1lib.training.ablation_models:ABLATION_MODELS",
     "training_ablation": "phi1lib.training.ablation:TRAINING_ABLATION",
+    "finetune_curve": "phi1lib.evaluation.curve:FINETUNE_CURVE",  # chapter 5's learning curve
     # Chapter 6: HumanEval, MBPP, the new problems, decontamination (phi1lib.evaluation).
     "evaluate": "phi1lib.evaluation.stage:EVALUATE",
     "robustness": "phi1lib.evaluation.robustness:ROBUSTNESS",

@@ -3,6 +3,7 @@ interruption, and the comparison written for the chapters."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -139,3 +140,32 @@ def test_the_models_index_names_stages_and_folders(tmp_path):
         ABLATION_MODELS.needs
     )
     assert ABLATION_MODELS.collective, "every process of a launch trains the runs together"
+
+
+def test_a_shorter_ablation_fine_tune_keeps_the_recipe_and_trains_its_own_seed_zero():
+    from phi1lib.training.ablation_models import finetune_settings, finetune_steps, reuses_finetune
+
+    same = load_profile("smoke", use_env=False)
+    assert finetune_steps(same) == same.finetune.steps and reuses_finetune(same)
+    assert finetune_settings(same, 1) == dataclasses.replace(
+        same.settings("finetune"), seed=same.finetune.seed + 1
+    )
+
+    shorter = load_profile("smoke", {"ablation.finetune_steps": 4}, use_env=False)
+    assert not reuses_finetune(shorter), "(c)'s seed 0 is then trained by the ablation itself"
+    settings = finetune_settings(shorter, 0)
+    assert (settings.steps, settings.schedule_steps) == (4, 0)
+    assert settings.warmup_steps == shorter.finetune.warmup_steps < 4  # the recipe's warm-up fits
+    assert (settings.lr, settings.global_batch) == (
+        shorter.finetune.lr,
+        shorter.finetune.global_batch,
+    )
+    tiny_warmup = finetune_settings(
+        load_profile("smoke", {"ablation.finetune_steps": 2}, use_env=False), 0
+    )
+    assert tiny_warmup.warmup_steps == 0, "a warm-up longer than the run becomes a tenth of it"
+    with pytest.raises(ValueError, match="finetune_steps must be 0 or more"):
+        finetune_steps(load_profile("smoke", {"ablation.finetune_steps": -1}, use_env=False))
+    # the default profile's ablation is shorter than chapter 5's fine-tune, and says so in its config
+    tiny = load_profile("tiny", use_env=False)
+    assert finetune_steps(tiny) < tiny.finetune.steps and not reuses_finetune(tiny)

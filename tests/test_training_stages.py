@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -132,6 +133,14 @@ def test_training_stages_from_tokenizer_to_ablation(stand_ins):
 
     model = AutoModelForCausalLM.from_pretrained(store.path("finetune") / "model")
     assert model.config.model_type == "phi"
+    # the fine-tuning run saved the model halfway (snapshot_every), for chapter 5's curve
+    snapshots = sorted(p.name for p in (store.path("finetune") / "snapshots").iterdir())
+    assert snapshots == ["step-000005"] and profile.finetune.snapshot_every == 5
+    halfway = AutoModelForCausalLM.from_pretrained(
+        store.path("finetune") / "snapshots" / snapshots[0]
+    )
+    assert not torch.equal(halfway.lm_head.weight, model.lm_head.weight)
+    assert not (store.path("pretrain") / "snapshots").exists(), "pretraining takes none"
     finetune = store.load("finetune").json("training.json")
     packed = PackedSequences(store.path("tokens_exercises") / "train.bin", profile.finetune.seq_len)
     file_padding = packed.padding_in(range(len(packed))) / packed.info.tokens

@@ -17,6 +17,7 @@ class EvalSettings:
     new_limit: int
     exercise_splits: list[str]
     exercise_limit: int
+    curve_splits: list[str]
     n_samples: int
     sample_temperature: float
     top_p: float

@@ -6,10 +6,14 @@ better pretraining data makes the *fine-tuned* model better (paper §2.1). One r
 answer it at our scale: two seeds of the same arm differ by as much as two arms do. So each arm
 is trained ``ablation.seeds`` times, seed ``s`` changing the initial weights and the order of
 the data (the same ``s`` gives every arm the same initial weights), and every pretrained model
-is then fine-tuned on CodeExercises with the profile's ``[finetune]`` recipe.
+is then fine-tuned on CodeExercises with the profile's ``[finetune]`` recipe, for
+``ablation.finetune_steps`` steps (0: as long as ``[finetune]`` says). A profile whose book
+cannot afford nine fine-tunes as long as chapter 5's makes the ablation's shorter; the
+ablation at the full length is then a recorded result (``benchmarks/bench_ablation.py``).
 
 The first seed of each arm is the pipeline's own stage (``pretrain_unfiltered``,
-``pretrain_filtered``, ``pretrain`` and ``finetune``), so nothing is trained twice; the stage
+``pretrain_filtered``, ``pretrain``, and ``finetune`` when the ablation fine-tunes as long as
+it), so nothing is trained twice; the stage
 trains the rest in its work folder, one sub-folder per run, so an interrupted build resumes
 with the run it stopped in. It writes ``models.json``: for every (arm, seed, phase) the model
 folder, as a stage name or a folder inside this artifact. Introduced in chapter 4 ("Does the
@@ -54,6 +58,37 @@ ARMS = (
 FIRST_FINETUNE = {"c": "finetune"}  # the pipeline fine-tunes only (c) itself
 
 
+def _with_seed(settings, offset: int):
+    return dataclasses.replace(settings, seed=settings.seed + offset)
+
+
+def finetune_steps(profile: Profile) -> int:
+    """Fine-tuning steps of every ablation model: ``ablation.finetune_steps``, or ``[finetune]``'s."""
+    steps = profile.ablation.finetune_steps
+    if steps < 0:
+        raise ValueError(f"ablation.finetune_steps must be 0 or more, got {steps}")
+    return steps or profile.finetune.steps
+
+
+def reuses_finetune(profile: Profile) -> bool:
+    """Whether arm (c)'s seed-0 fine-tune is the pipeline's own ``finetune`` stage (same length)."""
+    return finetune_steps(profile) == profile.finetune.steps
+
+
+def finetune_settings(profile: Profile, seed: int):
+    """The ``[finetune]`` recipe of one ablation model: its seed, and the ablation's length.
+
+    A shorter run keeps the recipe's warm-up when it fits (else a tenth of the run) and shapes
+    its learning-rate schedule for its own length.
+    """
+    settings = _with_seed(profile.settings("finetune"), seed)
+    steps = finetune_steps(profile)
+    if steps == settings.steps:
+        return settings
+    warmup = settings.warmup_steps if settings.warmup_steps < steps else steps // 10
+    return dataclasses.replace(settings, steps=steps, warmup_steps=warmup, schedule_steps=0)
+
+
 def seeds(profile: Profile) -> list[int]:
     """The ablation's seed offsets: 0 (the pipeline's own runs), 1, ..., ``ablation.seeds - 1``."""
     count = profile.ablation.seeds
@@ -67,16 +102,15 @@ def run_name(arm: str, seed: int, phase: str) -> str:
     return f"{arm}-s{seed}-{phase}"
 
 
-def _with_seed(settings, offset: int):
-    return dataclasses.replace(settings, seed=settings.seed + offset)
-
-
 def _trained(
     ctx: StageContext, name: str, seed: int, phase: str, init, data: str, heldout: Path
 ) -> Path:
     """Train one run in its own work sub-folder (resumed if interrupted); its model's folder."""
-    section = "pretrain" if phase == "base" else "finetune"
-    settings = _with_seed(ctx.profile.settings(section), seed)
+    if phase == "base":
+        settings = _with_seed(ctx.profile.settings("pretrain"), seed)
+    else:
+        settings = finetune_settings(ctx.profile, seed)
+    settings = dataclasses.replace(settings, snapshot_every=0)  # only chapter 5's run is graded
     workdir = ctx.work / name
     train(
         init=init,
@@ -108,7 +142,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
                 )
                 trained[base_name] = base
             tuned_name = run_name(arm.key, seed, "finetuned")
-            if seed == 0 and arm.key in FIRST_FINETUNE:
+            if seed == 0 and arm.key in FIRST_FINETUNE and reuses_finetune(ctx.profile):
                 index[tuned_name] = {"stage": FIRST_FINETUNE[arm.key]}
             else:
                 tuned = _trained(
@@ -126,7 +160,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
 
 
 def _config(profile: Profile) -> dict[str, Any]:
-    return {"seeds": profile.ablation.seeds}
+    return {"seeds": profile.ablation.seeds, "finetune_steps": finetune_steps(profile)}
 
 
 ABLATION_MODELS = Stage(

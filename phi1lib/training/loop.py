@@ -47,6 +47,8 @@ from phi1lib.training.presets import attention_implementation, build_model
 
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
+SNAPSHOTS = "snapshots"
+_DROPOUT_KEYS = ("attention_dropout", "resid_pdrop", "embd_pdrop")
 PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
@@ -80,6 +82,9 @@ class TrainSettings:
     eval_sequences: int
     checkpoint_every: int
     keep_checkpoints: int
+    # Every this many steps the model alone is saved under ``snapshots/`` (0: never), so that a
+    # later stage can score the run as it learnt (chapter 5's learning curve).
+    snapshot_every: int
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -357,6 +362,12 @@ def train(
             interval_steps = interval_tokens = 0
         if on_step is not None:
             on_step(done)
+        if (
+            settings.snapshot_every
+            and done % settings.snapshot_every == 0
+            and done < settings.steps
+        ):
+            _save_model(accelerator, model, tokenizer, snapshot_dir(workdir, done))
         if done % settings.checkpoint_every == 0 and done < settings.steps:
             _save_checkpoint(accelerator, roots, done, counters, settings.keep_checkpoints)
         if interval_steps == 0:
@@ -408,21 +419,42 @@ def _save_checkpoint(accelerator, root: Path, step: int, counters: dict, keep: i
     accelerator.wait_for_everyone()
 
 
+def snapshot_dir(workdir: Path, step: int) -> Path:
+    """Where the model of ``step`` is saved when the run takes snapshots."""
+    return Path(workdir) / SNAPSHOTS / f"step-{step:06d}"
+
+
 def _save_final(accelerator, model, tokenizer, final: Path, summary: dict[str, Any]) -> None:
     """The trained model and tokenizer with ``save_pretrained``, dropout off (as released)."""
+    _save_model(accelerator, model, tokenizer, final, summary)
+
+
+def _save_model(
+    accelerator, model, tokenizer, folder: Path, summary: dict[str, Any] | None = None
+) -> None:
+    """Model and tokenizer as ``save_pretrained`` folders, dropout off, written whole or not at
+    all (a partial folder renamed at the end); every process takes part in gathering weights."""
     accelerator.wait_for_everyone()
     state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
-        partial_folder = final.with_name(final.name + checkpoint.PARTIAL_SUFFIX)
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.config.attention_dropout = 0.0
-        unwrapped.config.resid_pdrop = unwrapped.config.embd_pdrop = 0.0
-        unwrapped.save_pretrained(partial_folder, state_dict=state_dict, safe_serialization=True)
+        partial_folder = folder.with_name(folder.name + checkpoint.PARTIAL_SUFFIX)
+        config = accelerator.unwrap_model(model).config
+        rates = {key: getattr(config, key) for key in _DROPOUT_KEYS}
+        for key in _DROPOUT_KEYS:
+            setattr(config, key, 0.0)
+        try:
+            accelerator.unwrap_model(model).save_pretrained(
+                partial_folder, state_dict=state_dict, safe_serialization=True
+            )
+        finally:  # a snapshot taken mid-run leaves the live configuration as it was
+            for key, value in rates.items():
+                setattr(config, key, value)
         tokenizer.save_pretrained(partial_folder)
-        (partial_folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        partial_folder.rename(final)
+        if summary is not None:
+            (partial_folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        partial_folder.rename(folder)
     accelerator.wait_for_everyone()
 
 

@@ -61,6 +61,7 @@ class AblationSettings:
     (chapters 4 and 5)."""
 
     seeds: int
+    finetune_steps: int
     splits: list[str]
     exercises: int
     heldout_sequences: int

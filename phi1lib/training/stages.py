@@ -31,7 +31,7 @@ from typing import Any
 from phi1lib.pipeline import Stage, StageContext
 from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact
-from phi1lib.training.loop import train
+from phi1lib.training.loop import SNAPSHOTS, train
 from phi1lib.training.packing import (
     PackedSequences,
     heldout_document,
@@ -281,9 +281,12 @@ def _model_section(profile: Profile) -> dict[str, Any]:
 
 
 def export_run(workdir: Path, out: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Move the finished model into the artifact and copy the logs (the checkpoints stay behind,
-    in the work folder that the pipeline removes once the stage is stored)."""
+    """Move the finished model (and the snapshots, when the run took some) into the artifact
+    and copy the logs; the checkpoints stay behind, in the work folder that the pipeline
+    removes once the stage is stored."""
     shutil.move(str(workdir / "final"), str(out / "model"))
+    if (workdir / SNAPSHOTS).is_dir():
+        shutil.move(str(workdir / SNAPSHOTS), str(out / SNAPSHOTS))
     shutil.copy2(workdir / "metrics.csv", out / "metrics.csv")
     if (workdir / "tensorboard").exists():
         shutil.copytree(workdir / "tensorboard", out / "tensorboard")
