@@ -3,7 +3,7 @@
 A small pipeline shaped like the book's (a corpus stage, four stages that each read it, one that
 reads all of them, as ``training_ablation`` reads the training runs) is built once per corpus
 size in a temporary run store. Then a fully cached ``pipeline.run`` of the top stage is timed,
-and every byte the run store hashes meanwhile is counted. A cached lookup trusts the sizes and
+and every file and byte the run store hashes meanwhile is counted. A cached lookup trusts the sizes and
 modification times the manifests recorded, so both figures stay flat as the corpus grows; the
 deep check (``phi1 status --deep``), which hashes every file, is timed beside it for contrast
 and grows with the data. Ratios within one run, so the machine's load matters little.
@@ -100,7 +100,10 @@ def main() -> None:
     print(
         f"Cached lookup of a 6-stage pipeline ({args.files} corpus files), median of {args.repeats}"
     )
-    print(f"{'corpus MB':>10} {'lookup ms':>10} {'MB hashed':>10} {'deep check ms':>14}")
+    print(
+        f"{'corpus MB':>10} {'lookup ms':>10} {'files hashed':>13} {'MB hashed':>10}"
+        f" {'deep check ms':>14}"
+    )
     with tempfile.TemporaryDirectory(prefix="phi1-bench-runstore-") as root:
         for size in args.sizes_mb:
             CORPUS.update(files=args.files, bytes=int(size * 2**20))
@@ -108,11 +111,15 @@ def main() -> None:
             pipeline.run("top", profile, store=store)  # built once, not timed
             hashed.clear()
             lookup = _median_s(lambda s=store: pipeline.run("top", profile, store=s), args.repeats)
+            lookup_files = len(hashed) / args.repeats
             lookup_mb = sum(hashed) / 2**20 / args.repeats
             deep = _median_s(
                 lambda s=store: pipeline.status(profile, store=s, deep=True), args.repeats
             )
-            print(f"{size:10g} {1000 * lookup:10.1f} {lookup_mb:10.2f} {1000 * deep:14.1f}")
+            print(
+                f"{size:10g} {1000 * lookup:10.1f} {lookup_files:13g} {lookup_mb:10.2f}"
+                f" {1000 * deep:14.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Training speed against the targets of the performance notes (chapter 4).
+"""Training speed against the book's targets, listed below (chapter 4).
 
 On a CPU, in one run:
 

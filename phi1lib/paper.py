@@ -1,9 +1,9 @@
 """The paper's published numbers, kept in one place with their sources.
 
 Every number here is copied from "Textbooks Are All You Need" (Gunasekar et al., 2023,
-arXiv:2306.11644, citation key ``gunasekar2023textbooks``) as summarised in the project's paper
-notes. Chapters print these *beside* the numbers our own runs compute, never in their place.
-Introduced in chapter "The paper at a glance".
+arXiv:2306.11644, citation key ``gunasekar2023textbooks``); each comment names the table or section
+it comes from. Chapters print these *beside* the numbers our own runs compute, never in their
+place. Introduced in chapter "The paper at a glance".
 """
 
 from __future__ import annotations

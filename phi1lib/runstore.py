@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,8 @@ CACHE = ".cache"  # what every build of a profile may reuse: teacher answers, sa
 # derived from the artifact, not part of it.
 _DERIVED_FILE = re.compile(r"cache-[0-9a-f]+(_\d+_of_\d+)?\.arrow")
 _LEFTOVER = re.compile(r"\.(?:tmp|old)-(?P<stage>.+)-[0-9a-f]{8}")
+# A manifest lists one line per file; this bounds what a damaged one can make a lookup read.
+MAX_MANIFEST_BYTES = 256 * 2**20
 _TRACKED_LIBRARIES = ("phi1lib", "torch", "transformers", "datasets", "tokenizers", "accelerate")
 
 
@@ -69,6 +72,24 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; OSError for anything else.
+
+    A FIFO named ``manifest.json`` would block ``open`` and a link to ``/dev/zero`` never ends:
+    both are refused before they are read, and the open itself does not block.
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{path.name} is not a regular file")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{path.name} is larger than {limit} bytes")
+    return data
+
+
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -81,23 +102,37 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _not_artifact(name: str) -> bool:
+    return name == MANIFEST or _DERIVED_FILE.fullmatch(name) is not None
+
+
 def _artifact_files(folder: Path) -> dict[str, Path]:
     """The files of an artifact folder by their relative name (not the manifest, not the cache
     files ``datasets`` adds when a dataset is transformed)."""
-    return {
-        path.relative_to(folder).as_posix(): path
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST and not _DERIVED_FILE.fullmatch(path.name)
-    }
+    found: dict[str, Path] = {}
+    pending = [folder]
+    while pending:  # its own stack, not rglob's recursion: a tree 1,200 folders deep is no crash
+        try:
+            with os.scandir(pending.pop()) as listing:
+                entries = list(listing)
+        except OSError:  # a folder it may not list holds nothing it can vouch for
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(path)
+            elif path.is_file() and not _not_artifact(entry.name):
+                found[path.relative_to(folder).as_posix()] = path
+    return dict(sorted(found.items()))
 
 
 def _describe_files(folder: Path) -> dict[str, dict[str, Any]]:
     files = {}
     for name, path in _artifact_files(folder).items():
-        stat = path.stat()
+        info = path.stat()
         files[name] = {
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
+            "size": info.st_size,
+            "mtime_ns": info.st_mtime_ns,
             "blake2b": file_digest(path),
         }
     return files
@@ -122,6 +157,14 @@ def manifest_problem(manifest: Any) -> str | None:
     if not isinstance(manifest.get("counts", {}), dict):
         return "manifest 'counts' is not an object"
     return None
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, or a file or link where a folder was expected (a damaged store)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 class ArtifactError(RuntimeError):
@@ -194,10 +237,10 @@ class RunStore:
         """The stage's manifest, or None and why it cannot be used."""
         path = self.path(stage) / MANIFEST
         try:
-            manifest = json.loads(path.read_bytes())
+            manifest = json.loads(_read_regular_file(path, MAX_MANIFEST_BYTES))
         except FileNotFoundError:
             return None, "no manifest (half-written or deleted)"
-        except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+        except (OSError, ValueError, RecursionError) as error:  # unreadable, not UTF-8, not JSON
             return None, f"manifest cannot be read ({type(error).__name__}: {error})"
         problem = manifest_problem(manifest)
         return (None, problem) if problem else (manifest, None)
@@ -225,13 +268,17 @@ class RunStore:
             if path is None:
                 found.append(f"{name}: missing")
                 continue
-            stat = path.stat()
-            if stat.st_size != expected["size"]:
-                found.append(f"{name}: size {stat.st_size} != {expected['size']}")
-            elif (deep or stat.st_mtime_ns != expected.get("mtime_ns")) and file_digest(
-                path
-            ) != expected["blake2b"]:
-                found.append(f"{name}: content changed")
+            info = path.stat()
+            if info.st_size != expected["size"]:
+                found.append(f"{name}: size {info.st_size} != {expected['size']}")
+            elif deep or info.st_mtime_ns != expected.get("mtime_ns"):
+                try:
+                    digest = file_digest(path)
+                except OSError as error:
+                    found.append(f"{name}: unreadable ({error.strerror or error})")
+                    continue
+                if digest != expected["blake2b"]:
+                    found.append(f"{name}: content changed")
         return found
 
     def load(
@@ -255,8 +302,8 @@ class RunStore:
         removed = []
         for path in self.root.iterdir():
             match = _LEFTOVER.fullmatch(path.name)
-            if match and match["stage"] == stage and path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
+            if match and match["stage"] == stage:
+                _remove(path)
                 removed.append(path.name)
         return removed
 
@@ -316,5 +363,5 @@ class RunStore:
             os.replace(final, retired)
         os.replace(scratch, final)
         if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
+            _remove(retired)
         return Artifact(stage, final, manifest)

@@ -134,9 +134,13 @@ def test_nothing_reads_outside_the_checkout():
 
 # A library docstring names the chapter that introduces it, and often the section:
 # 'chapter 4 ("The training loop")', '(chapter 2, "How many tokens?")', 'the preface ("Profiles")',
-# 'the appendix "Reproducibility"', 'the appendix on teacher endpoints, "The offline teacher"'.
+# "the preface's \"How to cite\"", 'the appendix "Reproducibility"', 'the appendix on teacher
+# endpoints, "The offline teacher"', 'chapters 2 ("Synthetic textbooks") and 3 ("CodeExercises")'
+# (the second chapter's number and heading are caught on their own), and a chapter by its title
+# alone, 'chapter "The paper at a glance"'.
 BACK_LINK = re.compile(
-    r"""(?P<where>chapter\s+(?P<number>\d+)|the\s+preface|the\s+appendix(?:\s+on\s+[a-z ]+?)?)
+    r"""(?P<where>chapters?(?:\s+(?P<number>\d+))?|the\s+preface(?:'s)?
+            |the\s+appendix(?:\s+on\s+[a-z ]+?)?|\)\s+and\s+(?P<also>\d+))
         \s*,?\s*\(?\s*"(?P<title>[^"]+)\"""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -157,15 +161,34 @@ def _headings(path: Path) -> set[str]:
 
 
 def _book_headings() -> dict[str, set[str]]:
-    """Headings per part of the book: 'chapter N', 'preface', 'appendix' (all appendices)."""
+    """Headings per part of the book: 'chapter N', 'preface', 'appendix' (all appendices), and
+    'chapter' (the chapters' titles, for a back-link that names a chapter by its title)."""
     parts: dict[str, set[str]] = {"preface": _headings(REPO / "book" / "intro.md")}
     appendices = [*(REPO / "book").glob("appendix_*.md"), *(REPO / "notebooks").glob("99_*.ipynb")]
     parts["appendix"] = set().union(*(_headings(path) for path in appendices))
+    parts["chapter"] = set()
     for notebook in NOTEBOOKS:
         number = int(notebook.name.split("_", 1)[0])
         if number < 99:
             parts[f"chapter {number}"] = _headings(notebook)
+            parts["chapter"].add(_title(notebook))
     return parts
+
+
+def _title(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text())["cells"]
+    first = next(c for c in cells if c["cell_type"] == "markdown")
+    title = next(line for line in "".join(first["source"]).splitlines() if line.startswith("# "))
+    return " ".join(title.lstrip("#").replace("`", "").split())
+
+
+def _part(match: re.Match) -> str:
+    """The part of the book a back-link names: 'chapter 4', 'chapter' (by title), 'preface'."""
+    number = match["number"] or match["also"]
+    if number:
+        return f"chapter {number}"
+    where = match["where"].lower()
+    return "chapter" if where.startswith("chapter") else where.split()[1].removesuffix("'s")
 
 
 def test_chapter_back_links_name_real_headings():
@@ -175,8 +198,7 @@ def test_chapter_back_links_name_real_headings():
     for path in sorted((REPO / "phi1lib").rglob("*.py")):
         text = path.read_text()
         for match in BACK_LINK.finditer(text):
-            where = match["where"].lower()
-            part = f"chapter {match['number']}" if match["number"] else where.split()[1]
+            part = _part(match)
             title = " ".join(match["title"].split())
             links += 1
             if title not in parts.get(part, set()):
@@ -186,24 +208,62 @@ def test_chapter_back_links_name_real_headings():
     assert not broken, "\n".join(broken)
 
 
+def test_the_back_link_pattern_reads_every_form():
+    """Each way the library writes a back-link is read as the part and heading it names."""
+    forms = {
+        'Introduced in chapter 4 ("The training loop").': ("chapter 4", "The training loop"),
+        '(chapter 2, "How many tokens?")': ("chapter 2", "How many tokens?"),
+        'the preface ("Profiles")': ("preface", "Profiles"),
+        'the preface\'s "How to cite" entry': ("preface", "How to cite"),
+        'the appendix "Reproducibility"': ("appendix", "Reproducibility"),
+        'the appendix on teacher endpoints, "The offline teacher"': (
+            "appendix",
+            "The offline teacher",
+        ),
+        'Introduced in chapter "The paper at a glance".': ("chapter", "The paper at a glance"),
+    }
+    for text, expected in forms.items():
+        match = BACK_LINK.search(text)
+        assert match and (_part(match), match["title"]) == expected, text
+    both = 'chapters 2 ("Synthetic textbooks") and 3 ("CodeExercises")'
+    found = [(_part(m), m["title"]) for m in BACK_LINK.finditer(both)]
+    assert found == [("chapter 2", "Synthetic textbooks"), ("chapter 3", "CodeExercises")]
+
+
+# Documents a reader of the repository does not have, whatever the spelling or line break.
+OUTSIDE_DOCUMENTS = re.compile(
+    r"paper[\s_-]+notes|performance[\s_-]+notes|docs/\w+\.md|\b(?:performance|style)\.md\b",
+    re.IGNORECASE,
+)
+
+
 def test_nothing_cites_documents_outside_the_repository():
     """Sources are the paper's sections and the book's chapters; a reader has no 'paper-notes'."""
-    pattern = re.compile(r"paper-notes|docs/\w+\.md")
     texts = [
         *(REPO / "phi1lib").rglob("*.py"),
         *(REPO / "phi1lib").rglob("*.toml"),
         *(REPO / "tests").rglob("*.py"),
         *(REPO / "benchmarks").rglob("*.py"),
+        *(REPO / "scripts").rglob("*.py"),
         *(REPO / "book").glob("*.md"),
         *NOTEBOOKS,
         REPO / "README.md",
     ]
     this_test = Path(__file__).resolve()
-    hits = [
-        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
-        for path in texts
-        if path.resolve() != this_test
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if pattern.search(line)
-    ]
+    hits = []
+    for path in texts:
+        if path.resolve() == this_test:
+            continue
+        text = path.read_text()
+        for match in OUTSIDE_DOCUMENTS.finditer(text):
+            line = text[: match.start()].count("\n") + 1
+            hits.append(f"{path.relative_to(REPO)}:{line}: {' '.join(match[0].split())}")
     assert not hits, "\n".join(hits)
+
+
+def test_the_outside_documents_pattern_finds_what_it_should():
+    """The check above must not pass because its pattern went blind."""
+    for text in ("see paper-notes §2", "the paper\nnotes", "docs/performance.md", "style.md"):
+        assert OUTSIDE_DOCUMENTS.search(text), text
+    for text in ("paper §2.3", "chapter 4", "notes.txt", "lecture notes"):
+        assert not OUTSIDE_DOCUMENTS.search(text), text

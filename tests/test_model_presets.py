@@ -67,7 +67,7 @@ def test_analytic_count_equals_the_instantiated_model(name, vocab):
 
 
 def test_flops_per_token_follow_the_palm_convention():
-    # performance notes: about 9.1 GFLOP per token for phi-1, about 2.3 for phi-1-small, T=2048
+    # PaLM's convention (chapter 4, paper §2.3's sizes): about 9.1 GFLOP per token for phi-1, about 2.3 for phi-1-small, T=2048
     assert flops_per_token(build_config("phi-1"), 2048) == pytest.approx(9.1e9, rel=0.01)
     assert flops_per_token(build_config("phi-1-small"), 2048) == pytest.approx(2.3e9, rel=0.02)
     config = build_config("smoke", 512)

@@ -194,14 +194,22 @@ def local_python_files() -> list[LocalFile]:
             if source == "stdlib" and parts[0] in {"site-packages", "dist-packages"}:
                 continue
             top = parts[0].removesuffix(".py")
-            if top == PROJECT_PACKAGE or any(
-                location.resolve().is_relative_to(e) for e in excluded
-            ):
+            if top == PROJECT_PACKAGE or _inside_any(location, excluded):
                 continue
             package = f"stdlib/{top}" if source == "stdlib" else top
             shown = f"{source}/{relative.as_posix()}"
             found.setdefault(shown, LocalFile(location, shown, package, source))
     return [found[key] for key in sorted(found)]
+
+
+def _inside_any(location: Path, folders: Sequence[Path]) -> bool:
+    """Whether a file, links followed, lies in one of the folders; a link loop lies nowhere
+    (``Path.resolve`` raises on one, and :func:`read_python_file` reports it unreadable)."""
+    try:
+        resolved = location.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(resolved.is_relative_to(folder) for folder in folders)
 
 
 def _user_site() -> set[Path]:

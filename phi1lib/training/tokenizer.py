@@ -5,9 +5,9 @@ byte-level BPE plus tokens for runs of whitespace, about 50k entries. Offline we
 kind of tokenizer ourselves, a byte-level BPE from the ``tokenizers`` library, on the training
 documents of CodeTextbook, with the same ``<|endoftext|>`` separator. A small vocabulary is also
 the cheaper choice on a CPU: the output layer of a 1M-parameter model with a 50k vocabulary costs
-more than the whole transformer (performance notes). Either way the result is a
-``transformers`` tokenizer saved with ``save_pretrained``, so every later stage loads it the same
-way. Introduced in chapter 4 ("The tokenizer").
+more than the whole transformer (its 50k × d weights outnumber the rest). Either way the result
+is a ``transformers`` tokenizer saved with ``save_pretrained``, so every later stage loads it the
+same way. Introduced in chapter 4 ("The tokenizer").
 """
 
 from __future__ import annotations

@@ -64,7 +64,10 @@ async def create_file(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if not request.content_type.startswith("multipart/"):
         return _error(400, "upload files as multipart/form-data with fields file and purpose")
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError as error:  # no boundary where the header says, a part without a name
+        return _error(400, f"the multipart body cannot be read ({error})")
     upload, purpose = form.get("file"), form.get("purpose")
     if not isinstance(upload, web.FileField):
         return _error(400, "missing the multipart field 'file'", param="file")
