@@ -131,7 +131,8 @@ def test_a_cached_lookup_reads_no_file_but_a_changed_file_is_still_caught(
 
 @pytest.fixture(scope="module")
 def teacher():
-    from phi1lib.teacher import LocalTeacherServer, ServerConfig
+    from phi1lib.teacher import LocalTeacherServer
+    from phi1lib.teacher.offline import ServerConfig
 
     with LocalTeacherServer(ServerConfig()) as running:
         yield running
