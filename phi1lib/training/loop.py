@@ -245,22 +245,7 @@ def train(
 
     model = _initial_model(init, settings.dropout, attention, settings.seed)
     torch.manual_seed(settings.seed + 1 + rank)  # dropout draws differ between processes
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, settings.weight_decay),
-        lr=settings.lr,
-        betas=(settings.adam_beta1, settings.adam_beta2),
-        eps=settings.adam_eps,
-        fused=device.type in ("cuda", "cpu") and accelerator.state.deepspeed_plugin is None,
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        partial(
-            learning_rate_factor,
-            warmup=settings.warmup_steps,
-            total=settings.planned_steps,
-            min_ratio=settings.min_lr_ratio,
-        ),
-    )
+    optimizer, schedule = _optimizer_and_schedule(model, settings, accelerator)
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
     forward = torch.compile(model) if settings.compile else model
     config = accelerator.unwrap_model(model).config
@@ -306,25 +291,14 @@ def train(
         # accumulation steps and DDP averages over processes, the gradient is that of the mean
         # loss over every target token of the global batch.
         divisor = torch.tensor(targets / (world * accumulation), device=device)
-        for micro in range(accumulation):
-            input_ids, labels = train_data.batch(plan.micro_indices(step, rank, micro))
-            with accelerator.accumulate(model):
-                output = forward(
-                    input_ids=input_ids.to(device),
-                    labels=labels.to(device),
-                    num_items_in_batch=divisor,
-                    use_cache=False,
-                )
-                accelerator.backward(output.loss)
-                interval_loss += output.loss.detach()
-                if accelerator.sync_gradients:
-                    if settings.grad_clip > 0:
-                        grad_norm = accelerator.clip_grad_norm_(
-                            model.parameters(), settings.grad_clip
-                        )
-                    optimizer.step()
-                    schedule.step()
-                    optimizer.zero_grad(set_to_none=True)
+        batches = [
+            train_data.batch(plan.micro_indices(step, rank, micro)) for micro in range(accumulation)
+        ]
+        step_norm = _optimizer_step(
+            accelerator, model, forward, optimizer, schedule, batches, divisor, settings,
+            interval_loss,
+        )  # fmt: skip
+        grad_norm = step_norm if step_norm is not None else grad_norm
         counters["tokens"] += settings.tokens_per_step
         counters["padding"] += train_data.padding_in(global_indices)
         interval_steps += 1
@@ -379,23 +353,8 @@ def train(
         peak = max(peak, measure_matmul_flops())
         peak_source += ", the better of before and after training"
 
-    summary = {
-        "steps": settings.steps,
-        "tokens": counters["tokens"],
-        "pad_fraction": counters["padding"] / max(1, counters["tokens"]),
-        "epochs": plan.epochs_at(settings.steps),
-        "train_sequences": len(train_data),
-        "world_size": world,
-        "accumulation": accumulation,
-        "device": str(device),
-        "attention": attention,
-        "precision": accelerator.mixed_precision,
-        "compiled": settings.compile,
-        "flops_per_token": per_token,
-        "peak_flops": peak,
-        "peak_source": peak_source,
-        "parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
-    }
+    summary = _run_facts(settings, counters, plan, train_data, accelerator, model, per_token)
+    summary.update(peak_flops=peak, peak_source=peak_source)
     if main:
         log.close()
         if peak:
@@ -403,6 +362,74 @@ def train(
         summary.update(_summarise_log(workdir / "metrics.csv"))
     _save_final(accelerator, model, tokenizer, final, summary)
     return summary
+
+
+def _optimizer_and_schedule(model, settings: TrainSettings, accelerator):
+    """AdamW with weight decay on matrices only, and the warmup-then-linear-decay schedule."""
+    device = accelerator.device
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, settings.weight_decay),
+        lr=settings.lr,
+        betas=(settings.adam_beta1, settings.adam_beta2),
+        eps=settings.adam_eps,
+        fused=device.type in ("cuda", "cpu") and accelerator.state.deepspeed_plugin is None,
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        partial(
+            learning_rate_factor,
+            warmup=settings.warmup_steps,
+            total=settings.planned_steps,
+            min_ratio=settings.min_lr_ratio,
+        ),
+    )
+    return optimizer, schedule
+
+
+def _optimizer_step(
+    accelerator, model, forward, optimizer, schedule, batches, divisor, settings, interval_loss
+):
+    """One optimizer step over the micro-batches of this process; the gradient norm before
+    clipping when gradients were synchronised (else ``None``). ``interval_loss`` accumulates
+    the summed losses for the next log line."""
+    device = accelerator.device
+    grad_norm = None
+    for input_ids, labels in batches:
+        with accelerator.accumulate(model):
+            output = forward(
+                input_ids=input_ids.to(device),
+                labels=labels.to(device),
+                num_items_in_batch=divisor,
+                use_cache=False,
+            )
+            accelerator.backward(output.loss)
+            interval_loss += output.loss.detach()
+            if accelerator.sync_gradients:
+                if settings.grad_clip > 0:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+def _run_facts(settings, counters, plan, train_data, accelerator, model, per_token) -> dict:
+    """What the summary says about the run itself: its size, hardware and arithmetic."""
+    return {
+        "steps": settings.steps,
+        "tokens": counters["tokens"],
+        "pad_fraction": counters["padding"] / max(1, counters["tokens"]),
+        "epochs": plan.epochs_at(settings.steps),
+        "train_sequences": len(train_data),
+        "world_size": accelerator.num_processes,
+        "accumulation": plan.accumulation,
+        "device": str(accelerator.device),
+        "attention": attention_implementation(accelerator.device),
+        "precision": accelerator.mixed_precision,
+        "compiled": settings.compile,
+        "flops_per_token": per_token,
+        "parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
+    }
 
 
 def _save_checkpoint(accelerator, root: Path, step: int, counters: dict, keep: int) -> None:
