@@ -189,3 +189,48 @@ def pruning_beside_paper(pruning: Sequence[Mapping[str, Any]], training_items: i
     table.attrs["training_items"] = training_items
     counts = ["HumanEval problems similar (ours)", "exercises pruned (ours)"]
     return _counts_as_integers(table, [*counts, "exercises pruned (paper)"])
+
+
+def benchmark_overview(benchmarks: Mapping[str, Sequence]) -> pd.DataFrame:
+    """Per benchmark: problems, asserts per problem, the median prompt length and where
+    generation stops (chapter 6)."""
+    rows = []
+    for name, problems in benchmarks.items():
+        rows.append(
+            {
+                "benchmark": name,
+                "problems": len(problems),
+                "asserts per problem": round(
+                    sum(p.test.count("assert ") for p in problems) / len(problems), 1
+                ),
+                "prompt length (chars)": int(pd.Series([len(p.prompt) for p in problems]).median()),
+                "stops generation at": " ".join(repr(s) for s in problems[0].stop_sequences[:4]),
+            }
+        )
+    return pd.DataFrame(rows).set_index("benchmark")
+
+
+def new_problems_table(problems: Sequence) -> pd.DataFrame:
+    """The book's new problems: function, number of asserts and the task's first words."""
+    return pd.DataFrame(
+        [
+            {
+                "task_id": p.task_id,
+                "function": p.entry_point,
+                "asserts": p.test.count("assert "),
+                "task": p.description.split("\n>>>")[0].replace("\n", " ")[:110] + "...",
+            }
+            for p in problems
+        ]
+    ).set_index("task_id")
+
+
+def table2_paper() -> pd.DataFrame:
+    """The paper's Table 2: GPT-4's grade of 50 new problems beside HumanEval, per model."""
+    return (
+        pd.DataFrame(TABLE2)
+        .set_index("model")
+        .rename(
+            columns={"gpt4_score": "GPT-4 score (paper, %)", "humaneval": "HumanEval (paper, %)"}
+        )
+    )

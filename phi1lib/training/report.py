@@ -205,3 +205,99 @@ def side_by_side(record: Mapping[str, Any], columns: Mapping[str, str]) -> str:
         f"<p><b>{escape(record['task_id'])}</b></p><pre>{escape(record['prompt'])}</pre>"
         f"<table><tr>{''.join(cells)}</tr></table>"
     )
+
+
+def corpus_table(counts: Mapping[str, Any], seq_len: int) -> pd.DataFrame:
+    """A packed corpus's two parts (training, held out): documents, tokens, bytes per token and
+    the sequences of ``seq_len`` they fill, from the packing stage's counts (chapter 4)."""
+    return pd.DataFrame(
+        {
+            split: {
+                "documents": counts[f"{split}_documents"],
+                "tokens": counts[f"{split}_tokens"],
+                "bytes per token": round(
+                    counts[f"{split}_text_bytes"] / counts[f"{split}_tokens"], 2
+                ),
+                f"sequences of {seq_len}": -(-counts[f"{split}_tokens"] // seq_len),
+            }
+            for split in ("train", "heldout")
+        }
+    )
+
+
+def pretraining_costs(
+    profiles: Iterable[str] = ("phi-1-small", "phi-1"),
+    gpus: Iterable[str] = ("A100", "H100"),
+    mfu: float = 0.5,
+    count: int = 8,
+) -> pd.DataFrame:
+    """What pretraining a profile costs on ``count`` GPUs at ``mfu``: tokens, FLOPs and hours,
+    from the profile's steps, batch and model by the FLOP count of chapter 4."""
+    from phi1lib.training.flops import GPU_PEAK_FLOPS, flops_per_token
+
+    rows = []
+    for name in profiles:
+        profile = load_profile(name, use_env=False)
+        section = profile.pretrain
+        config = build_config(profile.model.preset, profile.model.vocab_size)
+        tokens = section.steps * section.global_batch * section.seq_len
+        total = tokens * flops_per_token(config, section.seq_len)
+        for gpu in gpus:
+            rows.append(
+                {
+                    "profile": name,
+                    "tokens": f"{tokens / 1e9:.1f}B",
+                    "FLOPs": f"{total:.2e}",
+                    "GPUs": f"{count} x {gpu}",
+                    f"hours at {mfu:.0%} MFU": round(
+                        total / (count * GPU_PEAK_FLOPS[gpu] * mfu) / 3600, 1
+                    ),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def exercise_packing_table(
+    lengths: Iterable[int],
+    seq_len: int,
+    measured_pad_fraction: float,
+    counts: Mapping[str, Any],
+    packing: str,
+) -> pd.DataFrame:
+    """The padding one exercise per padded sequence would cost, beside what packing cost in the
+    fine-tuning run (chapter 5). ``lengths`` are the exercises' token counts with their
+    ``<|endoftext|>``; ``counts`` are the packing stage's."""
+    from phi1lib.training.packing import one_per_sequence_cost
+
+    lengths = list(lengths)
+    costs = {}
+    for length in sorted({seq_len, 2048}):
+        cost = one_per_sequence_cost(lengths, length)
+        costs[f"one exercise per padded sequence of {length}"] = {
+            "pad tokens (% of processed tokens)": 100 * cost["padding"],
+            "exercise tokens cut off (%)": 100 * cost["truncated"],
+        }
+    costs[f"packed ({packing}) into rows of {seq_len} (measured in the fine-tuning run)"] = {
+        "pad tokens (% of processed tokens)": 100 * measured_pad_fraction,
+        "exercises cut off (%)": 100 * counts.get("train_truncated", 0) / counts["train_documents"],
+    }
+    return pd.DataFrame(costs).T.round(3)
+
+
+def paper_finetuning_jump() -> pd.DataFrame:
+    """The paper's HumanEval pass@1 before and after fine-tuning on CodeExercises (§2.1,
+    Table 1), for the 1.3B and the 350M model."""
+    from phi1lib.paper import FILTER_ABLATION_350M, PHI1_FAMILY
+
+    return pd.DataFrame(
+        {
+            "phi-1-base -> phi-1, 1.3B (paper)": {
+                "HumanEval pass@1 (%)": f"{PHI1_FAMILY['phi-1-base']['humaneval']} -> "
+                f"{PHI1_FAMILY['phi-1']['humaneval']}"
+            },
+            "CodeTextbook -> phi-1-small, 350M (paper)": {
+                "HumanEval pass@1 (%)": f"{FILTER_ABLATION_350M[-1]['humaneval']} -> "
+                f"{PHI1_FAMILY['phi-1-small']['humaneval']}"
+            },
+        }
+    )
