@@ -20,18 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-
-import torch
 
 from phi1lib import pipeline
 from phi1lib.profiles import load_profile, parse_overrides
 from phi1lib.training.ablation import read_ablation
+from phi1lib.training.recorded import measured_now
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ablation_long.json"
 
@@ -48,11 +44,7 @@ def main() -> None:
     started = time.perf_counter()
     artifact = pipeline.run("training_ablation", profile)
     record = {
-        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}",
-        "command": "HF_HUB_OFFLINE=1 .venv/bin/python "
-        + " ".join(["benchmarks/bench_ablation.py", *map(shlex.quote, sys.argv[1:])]),
+        **measured_now("benchmarks/bench_ablation.py", sys.argv[1:]),
         "profile": args.profile,
         "overrides": args.set,
         "wall_s": round(time.perf_counter() - started, 1),

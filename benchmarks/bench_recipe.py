@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-
-import torch
 
 from phi1lib import pipeline
 from phi1lib.evaluation.exercises import split_problems
 from phi1lib.profiles import load_profile, parse_overrides
+from phi1lib.training.recorded import measured_now
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recipe_search.json"
 SPLITS = {"infamily": "infamily", "train": "data", "heldout": "heldout"}
@@ -73,11 +69,7 @@ def main() -> None:
         tuned = pipeline.run("finetune", profile)
         base_json, tuned_json = base.json("training.json"), tuned.json("training.json")
         row = {
-            "measured": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-            f"torch {torch.__version__}",
-            "command": "HF_HUB_OFFLINE=1 .venv/bin/python "
-            + " ".join(["benchmarks/bench_recipe.py", *map(shlex.quote, sys.argv[1:])]),
+            **measured_now("benchmarks/bench_recipe.py", sys.argv[1:]),
             "candidate": candidate,
             "problems_chosen": "spread evenly over each split (evaluation.exercises.split_problems)",
             "exercises": exercises.counts,

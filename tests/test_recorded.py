@@ -70,3 +70,14 @@ def test_the_recorded_full_length_ablation_reads_into_chapter_5s_tables():
     sentences = findings(results, "finetuned")
     assert any(s.startswith("pass@1 (%), exercises: in-family held out") for s in sentences)
     assert len(ordering_table(results)) > 0
+
+
+def test_a_benchmark_records_when_where_and_how():
+    from phi1lib.training.recorded import measured_now
+
+    record = measured_now("benchmarks/bench_x.py", ["--set", "a=1;b=2"])
+    assert (
+        record["command"]
+        == "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_x.py --set 'a=1;b=2'"
+    )
+    assert "threads, torch" in record["machine"] and record["measured"][:2] == "20"

@@ -54,6 +54,24 @@ def provenance(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: record[key] for key in PROVENANCE if key in record}
 
 
+def measured_now(script: str, argv: list[str]) -> dict[str, str]:
+    """The provenance a benchmark script writes beside its result: now, this machine, and the
+    command that reproduces it (``script`` relative to the checkout, ``argv`` its arguments)."""
+    import platform
+    import shlex
+    from datetime import UTC, datetime
+
+    import torch
+
+    return {
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}",
+        "command": "HF_HUB_OFFLINE=1 .venv/bin/python "
+        + " ".join([script, *map(shlex.quote, argv)]),
+    }
+
+
 def _power_law(flops: np.ndarray, fit: Mapping[str, float]) -> np.ndarray:
     return fit["E"] + fit["A"] * (flops / fit["C0"]) ** -fit["alpha"]
 
