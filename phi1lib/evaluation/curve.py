@@ -32,7 +32,7 @@ from phi1lib.profiles import Profile
 from phi1lib.runstore import Artifact
 from phi1lib.sandbox import SandboxLimits
 from phi1lib.sandbox.layers import require_isolation
-from phi1lib.training.loop import SNAPSHOTS
+from phi1lib.training.loop import SNAPSHOTS, snapshots
 
 CURVE_FILE = "curve.json"
 
@@ -42,12 +42,9 @@ def snapshot_models(pretrain: Artifact, finetune: Artifact) -> list[tuple[int, P
     snapshot the run saved, and the finished model at its last step."""
     steps = finetune.json("training.json")["steps"]
     points = [(0, pretrain.path / "model")]
-    folder = finetune.path / SNAPSHOTS
-    if folder.is_dir():
-        for snapshot in sorted(folder.iterdir()):
-            step = int(snapshot.name.removeprefix("step-"))
-            if 0 < step < steps:
-                points.append((step, snapshot))
+    points.extend(
+        (step, path) for step, path in snapshots(finetune.path / SNAPSHOTS) if 0 < step < steps
+    )
     points.append((steps, finetune.path / "model"))
     return points
 
@@ -81,7 +78,7 @@ def _build(ctx: StageContext) -> dict[str, Any]:
     sandbox = require_isolation(profile.sandbox)
     config = profile.eval
     settings, _ = sampling_settings(profile)
-    tokens_per_step = profile.finetune.global_batch * profile.finetune.seq_len
+    tokens_per_step = profile.settings("finetune").tokens_per_step
     problems = {
         split: split_problems(ctx.inputs["exercises"], split, config.exercise_limit)
         for split in config.curve_splits

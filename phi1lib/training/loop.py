@@ -48,6 +48,7 @@ from phi1lib.training.presets import attention_implementation, build_model
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 SNAPSHOTS = "snapshots"
+SNAPSHOT_PREFIX = "step-"
 _DROPOUT_KEYS = ("attention_dropout", "resid_pdrop", "embd_pdrop")
 PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
@@ -282,7 +283,6 @@ def train(
     interval_loss = torch.zeros((), device=device)
     interval_steps, interval_tokens = 0, 0
     interval_start = time.perf_counter()
-    grad_norm = None
     for step in range(start, settings.steps):
         model.train()
         global_indices = plan.global_indices(step)
@@ -294,11 +294,10 @@ def train(
         batches = [
             train_data.batch(plan.micro_indices(step, rank, micro)) for micro in range(accumulation)
         ]
-        step_norm = _optimizer_step(
+        grad_norm = _optimizer_step(
             accelerator, model, forward, optimizer, schedule, batches, divisor, settings,
             interval_loss,
         )  # fmt: skip
-        grad_norm = step_norm if step_norm is not None else grad_norm
         counters["tokens"] += settings.tokens_per_step
         counters["padding"] += train_data.padding_in(global_indices)
         interval_steps += 1
@@ -354,13 +353,14 @@ def train(
         peak_source += ", the better of before and after training"
 
     summary = _run_facts(settings, counters, plan, train_data, accelerator, model, per_token)
+    summary["attention"] = attention
     summary.update(peak_flops=peak, peak_source=peak_source)
     if main:
         log.close()
         if peak:
             recompute_mfu(workdir / "metrics.csv", per_token, peak * world)
         summary.update(_summarise_log(workdir / "metrics.csv"))
-    _save_final(accelerator, model, tokenizer, final, summary)
+    _save_model(accelerator, model, tokenizer, final, summary)
     return summary
 
 
@@ -424,7 +424,6 @@ def _run_facts(settings, counters, plan, train_data, accelerator, model, per_tok
         "world_size": accelerator.num_processes,
         "accumulation": plan.accumulation,
         "device": str(accelerator.device),
-        "attention": attention_implementation(accelerator.device),
         "precision": accelerator.mixed_precision,
         "compiled": settings.compile,
         "flops_per_token": per_token,
@@ -448,12 +447,19 @@ def _save_checkpoint(accelerator, root: Path, step: int, counters: dict, keep: i
 
 def snapshot_dir(workdir: Path, step: int) -> Path:
     """Where the model of ``step`` is saved when the run takes snapshots."""
-    return Path(workdir) / SNAPSHOTS / f"step-{step:06d}"
+    return Path(workdir) / SNAPSHOTS / f"{SNAPSHOT_PREFIX}{step:06d}"
 
 
-def _save_final(accelerator, model, tokenizer, final: Path, summary: dict[str, Any]) -> None:
-    """The trained model and tokenizer with ``save_pretrained``, dropout off (as released)."""
-    _save_model(accelerator, model, tokenizer, final, summary)
+def snapshots(folder: Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every snapshot in a ``snapshots/`` folder, by step."""
+    if not folder.is_dir():
+        return []
+    found = [
+        (int(path.name.removeprefix(SNAPSHOT_PREFIX)), path)
+        for path in folder.iterdir()
+        if path.is_dir() and path.name.startswith(SNAPSHOT_PREFIX)
+    ]
+    return sorted(found)
 
 
 def _save_model(
