@@ -30,7 +30,13 @@ from phi1lib.teacher.offline.coverage import curriculum_gaps
 from phi1lib.teacher.offline.procedural import ProceduralTeacher, RequestProblem
 from phi1lib.teacher.offline.server_batch import add_batch_routes
 from phi1lib.teacher.offline.server_config import CONTENT_MODULE, ServerConfig
-from phi1lib.teacher.offline.server_service import TEACHER, TeacherService, openai_error, read_json
+from phi1lib.teacher.offline.server_service import (
+    TEACHER,
+    TeacherService,
+    openai_error,
+    problem_error,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +70,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         plan = service.teacher.plan(body)
     except RequestProblem as problem:
         service.counts["refused"] += 1
-        return openai_error(
-            problem.status,
-            problem.message,
-            kind=problem.kind,
-            param=problem.param,
-            code=problem.code,
-        )
+        return problem_error(problem)
     service.requests_by_key[plan.key] += 1
     fault = service.draw_fault()
     config = service.config
@@ -106,13 +106,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         completion = service.answer(plan, fault)
     except RequestProblem as problem:
-        return openai_error(
-            problem.status,
-            problem.message,
-            kind=problem.kind,
-            param=problem.param,
-            code=problem.code,
-        )
+        return problem_error(problem)
     return web.json_response(completion)
 
 

@@ -51,6 +51,13 @@ def openai_error(
     return web.json_response(payload, status=status, headers=headers)
 
 
+def problem_error(problem) -> web.Response:
+    """A ``RequestProblem`` raised while reading or answering a request, as OpenAI's error."""
+    return openai_error(
+        problem.status, problem.message, kind=problem.kind, param=problem.param, code=problem.code
+    )
+
+
 class TeacherService:
     """The server's state: the procedural teacher, the fault dice and the counters."""
 
